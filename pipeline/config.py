@@ -1,0 +1,48 @@
+"""Stage configuration: one typed object, defaults in code, YAML and CLI flags override.
+
+    cfg = load_config(DataConfig, yaml_path, {"backend": "openai", "llm.model": "x"})
+    write_resolved(cfg, out_dir / "data.config.yaml")
+
+Dotted keys address nested models. Unknown keys are errors (models forbid extras).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel
+
+C = TypeVar("C", bound=BaseModel)
+
+
+def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    *parents, leaf = key.split(".")
+    for part in parents:
+        tree = tree.setdefault(part, {})
+        if not isinstance(tree, dict):
+            raise ValueError(f"config key {key!r}: {part!r} is not a section")
+    tree[leaf] = value
+
+
+def load_config(cls: type[C], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> C:
+    """Defaults from ``cls``, then the YAML file, then ``overrides`` (None values are skipped)."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: expected a mapping at the top level")
+        tree = loaded
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(tree, key, value)
+    return cls.model_validate(tree)
+
+
+def write_resolved(config: BaseModel, path: str | Path) -> Path:
+    """Write the fully resolved config (every default spelled out) next to a stage's outputs."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    return path
