@@ -9,11 +9,13 @@ with its reason.
 
 from __future__ import annotations
 
+import datetime
 from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.labels import Emotion, Sentiment
+from pipeline.rationale import RationaleAnswer
 
 SCHEMA_VERSION = "1"
 
@@ -139,3 +141,54 @@ class TrainingExample(Record):
     duration_s: float | None = None
     source_ids: list[str] = Field(default_factory=list, description="utterance and rationale record ids")
     instruction_template: str = Field("", description="question pool id@hash the instruction came from")
+
+
+# ---- stage one and stage two rows ----
+
+
+class CheckResult(Record):
+    name: str
+    passed: bool
+    reason: str = Field("", description="why it failed; empty when it passed")
+
+
+class GenerationRecord(Record):
+    """One teacher candidate for one utterance (stage one output row), with full provenance."""
+
+    id: str = Field(description="'<utterance_id>#<style>#<candidate>'")
+    utterance_id: str
+    dataset: str
+    split: str
+    speaker: str
+    emotion: Emotion = Field(description="gold label given to the teacher")
+    label_protocol: str
+    transcript: str | None = None
+    style: str = Field(description="target style: elaborate / summarize / label_only / acoustic")
+    candidate: int = Field(0, description="index among the n samples of one request")
+    backend: str
+    model: str
+    template_id: str
+    template_hash: str
+    sampling: str = Field(description="sampling parameters as canonical JSON")
+    schema_version: str
+    request_key: str
+    attempts: int
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    created_at: datetime.datetime
+    raw_text: str = Field("", description="the teacher's raw answer, kept even when it does not parse")
+    answer: RationaleAnswer | None = None
+    error: str | None = Field(None, description="request or parse failure; such rows are rejects")
+
+
+class VerifiedRecord(GenerationRecord):
+    """A stage-one row with stage two's verdict."""
+
+    accepted: bool
+    reasons: list[str] = Field(default_factory=list, description="every failed check's reason, 'check: detail'")
+    checks: list[CheckResult] = Field(default_factory=list)
+    score: float = Field(0.0, description="best-of-n score; higher is better")
+    selected: bool = Field(False, description="the candidate chosen for training among its utterance's candidates")
+    blind_emotion: str | None = None
+    blind_agrees: bool | None = None

@@ -1,0 +1,65 @@
+"""The one LLM client interface. Stage code never asks which backend it has.
+
+A backend takes requests and yields one result per request, in completion order, as soon as each
+is done. Per-request failures (timeouts, HTTP errors after retries, malformed output) are
+results with ``error`` set, never exceptions: the caller records them as rejects. Exceptions are
+for the whole backend failing (cannot load the model, bad configuration).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Sampling(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = 512
+    n: int = Field(1, ge=1, description="candidates per request")
+    seed: int | None = 0
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class LLMRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str = Field(description="cache key; unique within one run() call")
+    messages: list[ChatMessage]
+    json_schema: dict[str, Any] | None = Field(None, description="structured-output constraint")
+    schema_name: str = "answer"
+    sampling: Sampling = Sampling()
+
+
+class LLMResult(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str
+    texts: list[str] = Field(default_factory=list, description="one per candidate (sampling.n)")
+    finish_reasons: list[str] = Field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    attempts: int = 1
+    error: str | None = Field(None, description="why no usable answer came back, after retries")
+
+
+class LLMClient(Protocol):
+    backend: str  # "openai" / "vllm" / "transformers"
+    model: str
+
+    def run(self, requests: Iterable[LLMRequest]) -> Iterator[LLMResult]:
+        """Yield exactly one result per request, as each completes."""
+        ...
+
+    def close(self) -> None: ...

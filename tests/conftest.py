@@ -1,0 +1,26 @@
+"""Shared test fixtures: where the real data lives, and skips when it does not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+MELD_DIR = SHARED_DATA / "meld"
+RAVDESS_DIR = SHARED_DATA / "ravdess16k"
+
+
+@pytest.fixture(scope="session")
+def meld_dir() -> Path:
+    if not (MELD_DIR / "dev_sent_emo.csv").is_file():
+        pytest.skip(f"MELD CSVs not found at {MELD_DIR} (real data lives beside the project)")
+    return MELD_DIR
+
+
+@pytest.fixture(scope="session")
+def ravdess_dir() -> Path:
+    if not (RAVDESS_DIR / "labels.csv").is_file():
+        pytest.skip(f"RAVDESS not found at {RAVDESS_DIR} (real data lives beside the project)")
+    return RAVDESS_DIR
