@@ -21,11 +21,12 @@ from pydantic import BaseModel
 
 M = TypeVar("M", bound=BaseModel)
 
+# bool before int: bool is a subclass of int and would otherwise map to int64.
 _SCALARS: dict[type, pa.DataType] = {
+    bool: pa.bool_(),
     str: pa.string(),
     int: pa.int64(),
     float: pa.float64(),
-    bool: pa.bool_(),
     bytes: pa.binary(),
     dt.datetime: pa.timestamp("us", tz="UTC"),
     dt.date: pa.date32(),

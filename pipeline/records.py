@@ -40,7 +40,7 @@ class ContextTurn(Record):
 
 
 class Utterance(Record):
-    id: str = Field(description="stable and unique within the dataset, e.g. 'ravdess/Actor_01/03-01-05-01-01-01-01'")
+    id: str = Field(description="stable and unique within the dataset, e.g. 'ravdess/03-01-05-01-01-01-01'")
     dataset: str
     split: str = Field(description="train / dev / test, or a fold / session name")
     audio_path: str | None = Field(None, description="absolute path; None when the dataset ships no audio")

@@ -1,0 +1,87 @@
+"""Generic manifest adapter: CSV, JSONL and parquet, label maps, spans, dialogue context, rejects."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from pipeline.datasets import load_dataset
+from pipeline.records import Gender
+
+
+@pytest.fixture
+def clips(tmp_path):
+    (tmp_path / "clips").mkdir()
+    for name, seconds in [("a", 1.0), ("b", 2.0), ("c", 0.5)]:
+        sf.write(tmp_path / "clips" / f"{name}.wav", np.zeros(int(16000 * seconds), np.float32), 16000)
+    return tmp_path
+
+
+ROWS = [
+    dict(path="clips/a.wav", transcript="Hi there.", label="ANG", speaker="s1", gender="F", dialogue_id="d1", turn=0),
+    dict(path="clips/b.wav", transcript="Go away.", label="neu", speaker="s2", gender="m", dialogue_id="d1", turn=1),
+    dict(path="clips/c.wav", transcript="What?", label="zzz", speaker="s1", gender="", dialogue_id="", turn=None),
+    dict(path="clips/missing.wav", transcript="Gone.", label="sad", speaker="s3", gender="", dialogue_id="", turn=None),
+]
+LABEL_MAP = {"ANG": "angry", "neu": "neutral", "sad": "sad"}
+
+
+def check(result, root):
+    assert [u.id for u in result.utterances] == ["manifest/clips/a.wav", "manifest/clips/b.wav"]
+    a, b = result.utterances
+    assert (a.emotion.value, a.raw_label, a.gender, a.split) == ("angry", "ANG", Gender.female, "train")
+    assert a.audio_path == str((root / "clips" / "a.wav").resolve()) and b.duration_s == pytest.approx(2.0)
+    assert [(c.turn, c.speaker, c.text) for c in b.context] == [(0, "s1", "Hi there.")]
+    assert b.gender is Gender.male and b.turn == 1
+    reasons = {r.record_id: r.reason for r in result.rejects}
+    assert reasons == {"manifest/clips/c.wav": "unknown_label", "manifest/clips/missing.wav": "missing_audio"}
+    unknown = next(r for r in result.rejects if r.reason == "unknown_label")
+    assert "'zzz'" in unknown.detail and "manifest" in unknown.detail
+
+
+def test_csv_with_label_map_dict(clips):
+    pd.DataFrame(ROWS).to_csv(clips / "m.csv", index=False)
+    check(load_dataset("manifest", clips / "m.csv", label_map=LABEL_MAP), clips)
+
+
+def test_jsonl_with_label_map_file(clips):
+    (clips / "m.jsonl").write_text("\n".join(json.dumps(r) for r in ROWS) + "\n")
+    (clips / "labels.yaml").write_text("".join(f"{k}: {v}\n" for k, v in LABEL_MAP.items()))
+    check(load_dataset("manifest", clips / "m.jsonl", label_map=clips / "labels.yaml"), clips)
+
+
+def test_parquet_with_spans_and_canonical_labels(clips):
+    rows = [
+        dict(path=str(clips / "clips" / "b.wav"), label="happy", start=0.0, end=1.0, split="test", speaker="s9"),
+        dict(path=str(clips / "clips" / "b.wav"), label="calm", start=1.0, end=None, split="test", speaker="s9"),
+        dict(path=str(clips / "clips" / "b.wav"), label="Neutral", start=1.5, end=1.5, split="test", speaker="s9"),
+    ]
+    pd.DataFrame(rows).to_parquet(clips / "m.parquet")
+    result = load_dataset("manifest", clips / "m.parquet", protocol="all")
+    first, second = result.utterances
+    assert first.id.endswith("b.wav@0.000") and second.id.endswith("b.wav@1.000")
+    assert (first.duration_s, second.duration_s) == (pytest.approx(1.0), pytest.approx(1.0))
+    assert (second.start_s, second.end_s, second.split, first.transcript) == (1.0, None, "test", None)
+    assert [r.reason for r in result.rejects] == ["bad_row"]  # empty span
+
+
+def test_label_map_errors_and_bad_files(clips):
+    pd.DataFrame(ROWS).to_csv(clips / "m.csv", index=False)
+    with pytest.raises(ValueError, match="not a canonical emotion"):
+        load_dataset("manifest", clips / "m.csv", label_map={"ANG": "furious"})
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_dataset("manifest", clips / "nope.csv")
+    pd.DataFrame([{"file": "a.wav", "label": "sad"}]).to_csv(clips / "bad.csv", index=False)
+    with pytest.raises(ValueError, match="lacks columns"):
+        load_dataset("manifest", clips / "bad.csv")
+
+
+def test_duplicate_ids_are_rejected(clips):
+    rows = [dict(path="clips/a.wav", label="sad", id="x"), dict(path="clips/b.wav", label="sad", id="x")]
+    pd.DataFrame(rows).to_csv(clips / "dup.csv", index=False)
+    result = load_dataset("manifest", clips / "dup.csv")
+    assert len(result.utterances) == 1 and [r.reason for r in result.rejects] == ["duplicate_id"]
