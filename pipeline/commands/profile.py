@@ -1,0 +1,78 @@
+"""``emoreason profile DATASET``: measure the acoustic profile of every utterance of a dataset.
+
+Writes profiles.parquet, rejects.parquet, stats.json and summary.json under --out (see
+pipeline/acoustic/compute.py). Rerunning resumes: utterances already measured are not read again.
+Exits 0 when the dataset was profiled (rejects are data, not failures), 2 when it cannot be loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from pipeline.acoustic.compute import SUMMARY_FILE, compute_profiles
+from pipeline.datasets import DATASETS, load_dataset
+from pipeline.labels import PROTOCOLS
+
+DEFAULT_OUT = Path("runs/profiles")
+# Profiles ignore labels, and speaker statistics are better the more of a speaker's utterances
+# they see: profile every labelled utterance once, and let each protocol pick its subset.
+PROFILE_PROTOCOL = "all"
+
+
+def _option(text: str) -> tuple[str, object]:
+    """KEY=VALUE with the value read as YAML (numbers, lists and booleans keep their type)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.replace("-", "_"), yaml.safe_load(value)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", choices=list(DATASETS), help="which adapter to use")
+    parser.add_argument("--root", help="where the dataset lives (the demo corpus is bundled)")
+    parser.add_argument(
+        "--protocol",
+        choices=list(PROTOCOLS),
+        default=PROFILE_PROTOCOL,
+        help=f"label protocol of the utterances to profile (default {PROFILE_PROTOCOL!r}: every labelled utterance)",
+    )
+    parser.add_argument(
+        "-o", "--option", action="append", type=_option, default=[], metavar="KEY=VALUE", help="adapter option"
+    )
+    parser.add_argument("--out", type=Path, help=f"output folder (default {DEFAULT_OUT}/DATASET)")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="processes measuring audio (default: all cores)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        loaded = load_dataset(args.dataset, args.root, protocol=args.protocol, **dict(args.option))
+    except (ValueError, FileNotFoundError, NotADirectoryError) as err:
+        print(f"emoreason profile: {err}", file=sys.stderr)
+        return 2
+    out = args.out or DEFAULT_OUT / args.dataset
+    utterances = loaded.utterances
+    print(f"{args.dataset}: {len(utterances)} utterances ({len(loaded.rejects)} adapter rejects), writing to {out}")
+    start = time.perf_counter()
+    result = compute_profiles(utterances, out, workers=max(args.workers, 1), progress=sys.stderr.isatty())
+    seconds = time.perf_counter() - start
+    summary = result.summary()
+    print(
+        f"profiled {summary['profiles']} utterances in {seconds:.1f} s "
+        f"({summary['measured_now']} measured now, {summary['cached']} from earlier runs)"
+    )
+    if result.no_audio:
+        print(f"no_audio: {len(result.no_audio)} utterances have no audio and get no profile (not rejects)")
+    if result.rejects:
+        print(f"rejects: {json.dumps(summary['rejects'])} -> {out / 'rejects.parquet'}")
+    print(f"normalised by: {json.dumps(summary['basis'])}; flags: {json.dumps(summary['flags'])}")
+    print(f"summary: {out / SUMMARY_FILE}")
+    return 0
