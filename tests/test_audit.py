@@ -1,0 +1,133 @@
+"""The audit: summary numbers, the command, and a self-contained, escaped, renderable HTML report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from factories_verified import corpus_records
+
+from pipeline.audit import format_summary, summarise
+from pipeline.audit.report import render_report
+from pipeline.commands import audit as audit_command
+from pipeline.parquet import write_records
+from pipeline.records import VerifiedRecord
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_summary_numbers():
+    summary = summarise(corpus_records(), top=3)
+    assert summary.n == 8 and int(summary.frame["accepted"].sum()) == 2
+    assert summary.by_label.loc["angry"].tolist() == [3, 1, pytest.approx(1 / 3)]
+    assert summary.by_dataset.loc["meld", "rate"] == pytest.approx(0.25)
+    assert summary.by_check.loc["quote_grounding", "failures"] == 2
+    assert summary.by_check.loc["label", "share_of_rejected"] == pytest.approx(2 / 6)
+    assert summary.evidence.loc["acoustic", "answers_citing"] == 3
+    assert summary.evidence.loc["lexical", "items"] == 8
+    assert summary.lengths.loc["accepted", "count"] == 2
+    # Worst first: the two candidates that fail two checks each.
+    assert summary.top_failing["id"].tolist()[:2] == [
+        "meld/dev/dia0_utt0#elaborate#0",
+        "meld/train/dia4_utt0#elaborate#0",
+    ]
+    text = format_summary(summary)
+    for heading in ("Acceptance by label", "Failed checks", "Evidence kinds", "Reasoning length", "Reasoning quality"):
+        assert heading in text
+    assert "leakage: mentions the annotation: 'the label is'" in text
+    with pytest.raises(ValueError, match="no verified records"):
+        summarise([])
+
+
+def test_html_is_self_contained_and_escaped():
+    records = corpus_records()
+    html = render_report(
+        summarise(records), records, "runs/<demo>", cues={records[0].utterance_id: ["louder & faster"]}
+    )
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.IGNORECASE)
+    assert "<script" not in html.lower()  # the injected transcript shows as text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "runs/&lt;demo&gt;" in html and "louder &amp; faster" in html
+    assert html.count("data:image/png;base64,") == 4
+    for label in ("angry", "happy", "neutral", "sad", "surprised"):
+        assert f"<summary>{label} —" in html
+
+
+def _run_folder(tmp_path, with_profiles=True):
+    records = corpus_records()
+    write_records(records, tmp_path / "verified.parquet", VerifiedRecord)
+    if with_profiles:
+        rows = [
+            {"utterance_id": records[0].utterance_id, "cues": [{"phrase": "pitch well above this speaker's usual"}]},
+            {"utterance_id": records[1].utterance_id, "cues": []},
+        ]
+        pq.write_table(pa.Table.from_pylist(rows), tmp_path / "profiles.parquet")
+    (tmp_path / "corpora").mkdir()
+    counts = {"train": {"asr": 6, "emotion_reasoning": 2}, "dev": {"asr": 1}, "test": {"asr": 1}}
+    (tmp_path / "corpora" / "manifest.json").write_text(json.dumps({"counts": counts}))
+    return records
+
+
+def _args(path, **kw):
+    parser = argparse.ArgumentParser()
+    audit_command.add_arguments(parser)
+    return parser.parse_args([str(path), *(f"--{k.replace('_', '-')}={v}" for k, v in kw.items())])
+
+
+def test_command_on_run_folder_and_file(tmp_path, capsys):
+    _run_folder(tmp_path)
+    assert audit_command.run(_args(tmp_path)) == 0
+    out = capsys.readouterr().out
+    assert "8 candidates for 8 utterances: 2 accepted (25.0%)" in out and "Training examples" in out
+    html = (tmp_path / "audit.html").read_text()
+    assert "pitch well above this speaker&#x27;s usual" in html and "emotion_reasoning" in html
+    # A parquet path works too, and --out moves the report.
+    assert audit_command.run(_args(tmp_path / "verified.parquet", out=tmp_path / "r" / "a.html")) == 0
+    assert (tmp_path / "r" / "a.html").is_file()
+
+
+def test_command_errors(tmp_path, capsys):
+    assert audit_command.run(_args(tmp_path)) == 1
+    assert "verified.parquet not found" in capsys.readouterr().err
+    _run_folder(tmp_path, with_profiles=False)
+    assert audit_command.run(_args(tmp_path, profiles=tmp_path / "nope.parquet")) == 0  # profiles are optional
+    assert "nope.parquet not found; the report shows no measured cues" in capsys.readouterr().err
+    assert "none given for this run" in (tmp_path / "audit.html").read_text()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium)")
+def test_report_renders_in_headless_chromium(tmp_path):
+    from PIL import Image
+
+    records = corpus_records()
+    page = tmp_path / "audit.html"
+    page.write_text(render_report(summarise(records), records, "test"), encoding="utf-8")
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1200,1600",
+         page.as_uri()],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1200, 1600)
+    # A page that rendered shows the plots' greens and reds, not a blank or error page.
+    colours = {c for _, c in image.getcolors(maxcolors=1 << 20)}
+    assert (46, 125, 50) in colours and (198, 40, 40) in colours
+
+
+def test_partitioned_verified_folder(tmp_path):
+    records = corpus_records()
+    write_records(records, tmp_path / "all.parquet", VerifiedRecord)
+    table = pq.read_table(tmp_path / "all.parquet")
+    pq.write_to_dataset(table, tmp_path / "run" / "verified.parquet", partition_cols=["accepted"])
+    loaded = audit_command.load_verified(tmp_path / "run" / "verified.parquet")
+    assert sorted(r.id for r in loaded) == sorted(r.id for r in records)
+    assert sum(r.accepted for r in loaded) == 2
