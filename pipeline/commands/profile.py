@@ -20,7 +20,9 @@ from pipeline.acoustic.compute import SUMMARY_FILE, compute_profiles
 from pipeline.datasets import DATASETS, load_dataset
 from pipeline.labels import PROTOCOLS
 
-DEFAULT_OUT = Path("runs/profiles")
+# The same place `emoreason data` and `emoreason generate` look for them: runs/DATASET/profiles.
+DEFAULT_RUNS = Path("runs")
+PROFILES_DIR = "profiles"
 # Profiles ignore labels, and speaker statistics are better the more of a speaker's utterances
 # they see: profile every labelled utterance once, and let each protocol pick its subset.
 PROFILE_PROTOCOL = "all"
@@ -46,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-o", "--option", action="append", type=_option, default=[], metavar="KEY=VALUE", help="adapter option"
     )
-    parser.add_argument("--out", type=Path, help=f"output folder (default {DEFAULT_OUT}/DATASET)")
+    parser.add_argument("--out", type=Path, help=f"output folder (default {DEFAULT_RUNS}/DATASET/{PROFILES_DIR})")
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="processes measuring audio (default: all cores)"
     )
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError, NotADirectoryError) as err:
         print(f"emoreason profile: {err}", file=sys.stderr)
         return 2
-    out = args.out or DEFAULT_OUT / args.dataset
+    out = args.out or DEFAULT_RUNS / args.dataset / PROFILES_DIR
     utterances = loaded.utterances
     print(f"{args.dataset}: {len(utterances)} utterances ({len(loaded.rejects)} adapter rejects), writing to {out}")
     start = time.perf_counter()
