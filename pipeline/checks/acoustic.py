@@ -1,0 +1,96 @@
+"""Acoustic grounding: every claim about the voice agrees with the measured profile.
+
+Claims are read (see :mod:`pipeline.checks.acoustic_claims`) from the reasoning, from every
+evidence item's ``suggests`` and from the cue of every ``acoustic`` evidence item. The profile
+holds speaker-normalised z-scores (0 = this speaker's usual). The rule, with tolerance
+``t = settings.acoustic_z_tolerance`` (0.5 SD by default: half a standard deviation of the
+speaker's own variation, below which "higher than usual" is noise):
+
+- a claim in direction d (+1 "high X", -1 "low X") passes when d·z(X) >= t; it *contradicts*
+  the profile when d·z(X) <= 0 and is *unsupported* when 0 < d·z(X) < t; both fail;
+- a negated claim ("not loud") fails only when d·z(X) >= t;
+- when z is unavailable but the profile has a cue for X, the cue's level direction decides;
+- a claim about a measure the profile lacks, or any claim with no profile at all (text-only
+  data), fails as a claim about an unmeasured cue.
+
+An acoustic evidence item must name a measured cue: either it quotes one of the profile's cue
+phrases (as given to the teacher) or it makes at least one claim, judged as above. Not
+applicable when the rationale neither cites acoustic evidence nor makes an acoustic claim.
+"""
+
+from __future__ import annotations
+
+from pipeline.checks.acoustic_claims import Claim, find_claims
+from pipeline.checks.base import CheckInput, ProfileLike, clip, failed, not_applicable, passed
+from pipeline.checks.text import normalise
+from pipeline.rationale import EvidenceKind
+from pipeline.records import CheckResult, GenerationRecord
+
+NAME = "acoustic_grounding"
+
+
+def judge(claim: Claim, profile: ProfileLike | None, tolerance: float) -> str | None:
+    """None when the claim agrees with the profile, else why not."""
+    said = f"'not {claim.phrase}'" if claim.negated else repr(claim.phrase)
+    measure = claim.measure.value
+    if profile is None:
+        return f"claim about unmeasured cue {said} (no acoustic profile)"
+    z = profile.z_of(claim.measure)
+    if z is None:
+        cue = profile.cue_of(claim.measure)
+        if cue is None:
+            return f"claim about unmeasured cue {said} ({measure} not measured)"
+        agrees = cue.level.direction == claim.direction
+        if agrees == claim.negated:
+            return f"{said} contradicts the profile ({measure} {cue.level.value})"
+        return None
+    along = claim.direction * z
+    if claim.negated:
+        return f"{said} contradicts the profile ({measure} z={z:+.2f})" if along >= tolerance else None
+    if along <= 0:
+        return f"{said} contradicts the profile ({measure} z={z:+.2f})"
+    if along < tolerance:
+        return f"{said} is not supported ({measure} z={z:+.2f}, needs {claim.direction * tolerance:+.2f})"
+    return None
+
+
+def _names_profile_cue(cue: str, profile: ProfileLike | None) -> bool:
+    if profile is None or not profile.cues:
+        return False
+    said = normalise(cue)
+    return any((phrase := normalise(c.phrase)) and (phrase in said or said in phrase) for c in profile.cues)
+
+
+def check_acoustic(record: GenerationRecord, evidence: CheckInput) -> CheckResult:
+    answer = record.answer
+    if answer is None:
+        return not_applicable(NAME, "no answer")
+    profile, tolerance = evidence.profile, evidence.settings.acoustic_z_tolerance
+    problems: list[str] = []
+    claims: list[Claim] = list(find_claims(answer.reasoning))
+    acoustic_items = 0
+    for item in answer.evidence:
+        if item.kind == EvidenceKind.acoustic:
+            acoustic_items += 1
+            item_claims = find_claims(item.cue)
+            if profile is not None and not item_claims and not _names_profile_cue(item.cue, profile):
+                problems.append(f"acoustic evidence names no measured cue: {clip(item.cue)!r}")
+            claims.extend(item_claims)
+    # One line per field: clauses (and claims) never span two of them.
+    claims.extend(find_claims("\n".join(item.suggests for item in answer.evidence)))
+    if not claims and not acoustic_items:
+        return not_applicable(NAME, "no acoustic evidence or claim")
+    if acoustic_items and profile is None:
+        problems.insert(0, "acoustic evidence but no acoustic profile")
+    seen: set[tuple] = set()
+    for claim in claims:
+        key = (claim.measure, claim.direction, claim.negated)
+        if key in seen:
+            continue
+        seen.add(key)
+        problem = judge(claim, profile, tolerance)
+        if problem is not None:
+            problems.append(problem)
+    if problems:
+        return failed(NAME, "; ".join(problems))
+    return passed(NAME)

@@ -1,0 +1,130 @@
+"""What every stage-two check sees and returns.
+
+A check is a pure function ``(record, evidence) -> CheckResult``: ``record`` is one stage-one row
+(one teacher candidate), ``evidence`` is a :class:`CheckInput` holding what the rationale is
+checked *against* (the utterance, its acoustic profile, the label protocol, thresholds). One
+``CheckInput`` is built per utterance and shared by its candidates, so per-utterance work
+(normalising the transcript and context, scanning the transcript for injected instructions) is
+done once and cached on it.
+
+A check that does not apply passes with a reason starting ``"n/a: "`` so the audit can count it
+apart from a real pass; a failed check's reason names what failed (the quote, the claim, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache, cached_property, lru_cache
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipeline.labels import Protocol as LabelProtocol
+from pipeline.records import AcousticCue, CheckResult, Measure, Utterance
+
+if TYPE_CHECKING:
+    from pipeline.checks.injection import InjectionFinding
+    from pipeline.checks.text import NormText
+
+NOT_APPLICABLE = "n/a"
+
+
+@runtime_checkable
+class ProfileLike(Protocol):
+    """What stage two needs of an acoustic profile (pipeline.acoustic.profile.AcousticProfile)."""
+
+    cues: list[AcousticCue]
+
+    def z_of(self, measure: Measure) -> float | None: ...
+
+    def cue_of(self, measure: Measure) -> AcousticCue | None: ...
+
+
+class CheckSettings(BaseModel):
+    """Thresholds of the checks. Defaults are documented in docs/stage-two.md."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    quote_similarity: float = Field(
+        0.9,
+        ge=0.5,
+        le=1.0,
+        description="fuzzy quote tolerance: character similarity of a quote to its best transcript window",
+    )
+    acoustic_z_tolerance: float = Field(
+        0.5, ge=0.0, description="a claim 'high X' needs z(X) >= +this (a 'low X' claim z <= -this)"
+    )
+    repetition_ngram: int = Field(3, ge=2, description="n of the word n-grams whose repetition marks a loop")
+    max_repeated_ngram_share: float = Field(
+        0.3, gt=0.0, le=1.0, description="share of repeated word n-grams above which a text is a loop"
+    )
+    min_tokens_for_repetition: int = Field(20, ge=5, description="shorter texts are not judged for loops")
+    min_ascii_letter_share: float = Field(0.9, ge=0.0, le=1.0, description="below: not English")
+    min_stopword_share: float = Field(0.12, ge=0.0, le=1.0, description="below (over >= 12 words): not English")
+    duplicate_threshold: float = Field(
+        0.7, gt=0.0, le=1.0, description="estimated Jaccard of reasoning shingles at which a rationale is a copy"
+    )
+    duplicate_recall_weight: float = Field(
+        0.9, gt=0.0, lt=1.0, description="weight of missed copies vs. extra candidates when banding the LSH"
+    )
+    duplicate_num_perm: int = Field(64, ge=16, le=256, description="MinHash permutations")
+    duplicate_shingle: int = Field(3, ge=1, description="word n-gram shingles of the reasoning")
+
+
+DEFAULT_SETTINGS = CheckSettings()
+
+
+@dataclass(eq=False)
+class CheckInput:
+    """Everything a rationale is checked against, for one utterance."""
+
+    utterance: Utterance | None
+    protocol: LabelProtocol
+    profile: ProfileLike | None = None
+    settings: CheckSettings = DEFAULT_SETTINGS
+    blind_emotion: str | None = None
+    blind_enabled: bool = False
+    extra: dict[str, object] = field(default_factory=dict)  # reserved for callers; checks ignore it
+
+    @cached_property
+    def transcript(self) -> NormText | None:
+        from pipeline.checks.text import NormText
+
+        text = self.utterance.transcript if self.utterance is not None else None
+        return NormText.of(text) if text else None
+
+    @cached_property
+    def context(self) -> list[tuple[int, str, NormText]]:
+        """(turn, speaker, normalised text) of each previous turn."""
+        from pipeline.checks.text import NormText
+
+        if self.utterance is None:
+            return []
+        return [(t.turn, t.speaker, NormText.of(t.text)) for t in self.utterance.context]
+
+    @cached_property
+    def injection(self) -> InjectionFinding | None:
+        from pipeline.checks.injection import find_injection
+
+        return find_injection(self.utterance, self.protocol)
+
+
+# Stage two builds ten results per record: pass and n/a results are shared (CheckResult is frozen).
+@cache
+def passed(name: str) -> CheckResult:
+    return CheckResult(name=name, passed=True, reason="")
+
+
+def failed(name: str, reason: str) -> CheckResult:
+    return CheckResult(name=name, passed=False, reason=reason)
+
+
+@lru_cache(maxsize=1024)
+def not_applicable(name: str, why: str) -> CheckResult:
+    return CheckResult(name=name, passed=True, reason=f"{NOT_APPLICABLE}: {why}")
+
+
+def clip(text: str, limit: int = 60) -> str:
+    """A short, single-line rendering of a quote or claim for a reason string."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

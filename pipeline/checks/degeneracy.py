@@ -1,0 +1,111 @@
+"""Degeneracy: loops, truncation, the wrong language and refusals.
+
+- **Loop**: in a text of at least ``min_tokens_for_repetition`` words, the share of word
+  n-grams (n = ``repetition_ngram``) that repeat an earlier n-gram exceeds
+  ``max_repeated_ngram_share`` (0.3: fluent prose repeats few trigrams; a sampling loop repeats
+  nearly all of them), or one word repeats ``MAX_WORD_RUN`` times in a row.
+- **Truncated**: the answer used the whole ``max_tokens`` budget of its sampling, or the reasoning
+  stops without closing punctuation.
+- **Not English**: under ``min_ascii_letter_share`` of its letters are ASCII, or (over at least
+  ``MIN_WORDS_FOR_LANGUAGE`` words) under ``min_stopword_share`` of its words are common English
+  function words (English prose runs at 40–50 %).
+- **Refusal**: "I can't help with that", "As an AI", "I'm sorry, but".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from itertools import pairwise
+
+from pipeline.checks.base import CheckInput, CheckSettings, clip, failed, passed
+from pipeline.checks.text import plain_words
+from pipeline.records import CheckResult, GenerationRecord
+
+NAME = "degeneracy"
+MAX_WORD_RUN = 6  # "very very very very very very": no fluent sentence does this
+MIN_WORDS_FOR_LANGUAGE = 12  # the stopword share of a short phrase says nothing
+CLOSING = frozenset(".!?…)]\"'”’»*")
+_LETTERS = re.compile(r"[^\W\d_]")
+_REFUSAL = re.compile(
+    r"\b(?:as an ai\b|as a language model|i(?:'m| am) (?:sorry|afraid),? but|i (?:can(?:no|')t|cannot|am unable to|"
+    r"won't|will not) (?:help|assist|comply|provide|do that|answer|determine)|i(?:'m| am) not able to (?:help|assist))",
+    re.IGNORECASE,
+)
+_REFUSAL_ANCHORS = frozenset({"ai", "model", "sorry", "afraid", "can't", "cannot", "unable", "won't", "will", "able"})
+_STOPWORDS_WORDS = """the a an and or but of to in on at for with by from as is are was were be been being it its this that these
+    those he she they his her their them him we you i my your our not no so than then there here which who what when
+    how why if because while into about over under after before can could would should may might will do does did
+    has have had very more most also just only even such"""
+STOPWORDS = frozenset(_STOPWORDS_WORDS.split())
+
+
+def _refusal(text: str) -> re.Match[str] | None:
+    if _REFUSAL_ANCHORS.isdisjoint(plain_words(text)):
+        return None
+    return _REFUSAL.search(text)
+
+
+@lru_cache(maxsize=1024)
+def _max_tokens(sampling: str) -> int | None:
+    try:
+        value = json.loads(sampling).get("max_tokens")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) else None
+
+
+def _loop(words: tuple[str, ...], settings: CheckSettings) -> str | None:
+    # A run of MAX_WORD_RUN equal words needs that many - 1 equal neighbours: count them in C first.
+    if sum(map(str.__eq__, words, words[1:])) >= MAX_WORD_RUN - 1:
+        run = 1
+        for previous, word in pairwise(words):
+            run = run + 1 if word == previous else 1
+            if run >= MAX_WORD_RUN:
+                return f"repetition loop: {word!r} x{run}"
+    n = settings.repetition_ngram
+    if len(words) < max(settings.min_tokens_for_repetition, n + 1):
+        return None
+    total = len(words) - n + 1
+    share = 1.0 - len(set(zip(*(words[i : total + i] for i in range(n)), strict=True))) / total
+    if share > settings.max_repeated_ngram_share:
+        return f"repetition loop: {share:.0%} of {n}-grams repeat"
+    return None
+
+
+def _language(text: str, words: list[str], settings: CheckSettings) -> str | None:
+    letters = () if text.isascii() else _LETTERS.findall(text)
+    if letters:
+        ascii_share = sum(c.isascii() for c in letters) / len(letters)
+        if ascii_share < settings.min_ascii_letter_share:
+            return f"not English: {ascii_share:.0%} ASCII letters"
+    if len(words) >= MIN_WORDS_FOR_LANGUAGE:
+        stop_share = sum(map(STOPWORDS.__contains__, words)) / len(words)
+        if stop_share < settings.min_stopword_share:
+            return f"not English: {stop_share:.0%} function words"
+    return None
+
+
+def check_degeneracy(record: GenerationRecord, evidence: CheckInput) -> CheckResult:
+    answer = record.answer
+    if answer is None:
+        return passed(NAME)  # schema reports the missing answer
+    settings = evidence.settings
+    reasoning = answer.reasoning
+    problems = []
+    limit = _max_tokens(record.sampling)
+    if limit is not None and record.completion_tokens >= limit:
+        problems.append(f"truncated: used all {limit} tokens")
+    elif reasoning.rstrip()[-1:] not in CLOSING:
+        problems.append(f"truncated: reasoning ends mid-sentence ({clip(reasoning[-30:], 30)!r})")
+    words = plain_words(reasoning)
+    for problem in (_loop(words, settings), _language(reasoning, words, settings)):
+        if problem:
+            problems.append(problem)
+    refusal = next((m for m in (_refusal(t) for t in (reasoning, *(e.suggests for e in answer.evidence))) if m), None)
+    if refusal:
+        problems.append(f"refusal: {refusal.group(0)!r}")
+    if problems:
+        return failed(NAME, "; ".join(problems))
+    return passed(NAME)

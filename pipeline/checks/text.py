@@ -1,0 +1,194 @@
+"""Text normalisation shared by the grounding checks.
+
+A quote is compared with the transcript after NFKC, case folding, curly quotes and apostrophes
+made straight, apostrophes dropped ("he's" == "hes", so "he’s" typed as "he's" matches) and
+every other non-word character turned into a space; then tokens are compared on word
+boundaries. What remains is word content: case, punctuation and whitespace never make a quote
+unfaithful.
+
+Fuzzy tolerance for a teacher's typos: when the exact match fails, the quote is aligned with
+windows of transcript tokens of the quote's length ±1, and passes if the character
+similarity (difflib's ratio, 2·matches / total length) of some window reaches the threshold
+(0.9 by default: one wrong letter in ten). Windows are only tried when at least half of the
+quote's words occur in the transcript as they are: a typo leaves most words intact, an
+invented quote does not (and the alignment, ~5 ms per quote here, is then skipped). A quote of fewer than ``MIN_FUZZY_CHARS`` characters
+must match exactly, since one letter in a short word changes the word ("mad" vs "sad").
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+from functools import lru_cache
+
+_QUOTE_CHARS = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "`": "'", "“": '"', "”": '"', "„": '"', "«": '"', "»": '"'})
+_APOSTROPHE = re.compile(r"(?<=\w)'(?=\w)")
+_NON_WORD = re.compile(r"[^\w]+")
+# A quote may elide part of the turn: "I bit him ... on the touchy" is two quotes.
+_ELLIPSIS = re.compile(r"\.\s*\.\s*\.|…|\[\.\.\.\]")
+# Spans between double quotes: quoted transcript words are not the rationale's own claims.
+_QUOTED_SPAN = re.compile(r'"[^"\n]{0,400}"|“[^”\n]{0,400}”|«[^»\n]{0,400}»')
+# Free texts read by several checks (the reasoning) are split once and cached. The caches hold the
+# texts of about one batch (2048 records: reasoning + evidence), so memory stays flat.
+TEXT_CACHE = 4096
+MIN_FUZZY_CHARS = 12  # shorter quotes must match exactly: one letter changes a short word
+WINDOW_SLACK = 1  # a typo can merge or split one word
+MIN_EXACT_WORD_SHARE = 0.5  # fuzzy matching is tried only when half the quote's words occur exactly
+MIN_CONTENT_WORD_CHARS = 4  # words this long count towards that share; shorter ones are function words
+
+
+def normalise(text: str) -> str:
+    """Word content only: 'He’s LOST it!!' -> 'hes lost it'."""
+    # ASCII, the common case, has no compatibility forms or curly quotes, and lower() == casefold().
+    ascii_ = text.isascii()
+    text = text.lower() if ascii_ else unicodedata.normalize("NFKC", text).translate(_QUOTE_CHARS).casefold()
+    if "'" in text:
+        text = _APOSTROPHE.sub("", text)
+    return " ".join(_NON_WORD.sub(" ", text).replace("_", " ").split())
+
+
+@dataclass(frozen=True, slots=True)
+class NormText:
+    """A normalised text: tokens and the space-padded string used for word-boundary search."""
+
+    tokens: tuple[str, ...]
+    padded: str
+
+    @classmethod
+    def of(cls, text: str) -> NormText:
+        norm = normalise(text)
+        return cls(tuple(norm.split()), f" {norm} ")
+
+    def contains(self, quote: str, similarity: float = 1.0) -> bool:
+        """Whether every ellipsis-separated part of ``quote`` occurs here (see module doc)."""
+        pieces = _ELLIPSIS.split(quote) if "." in quote or "…" in quote else (quote,)
+        parts = [p for p in map(normalise, pieces) if p]
+        return bool(parts) and all(self._contains_part(p, similarity) for p in parts)
+
+    def _contains_part(self, part: str, similarity: float) -> bool:
+        if f" {part} " in self.padded:
+            return True
+        if similarity >= 1.0 or len(part) < MIN_FUZZY_CHARS:
+            return False
+        # A quote whose words are mostly not in the transcript is invented, not mistyped: at a
+        # similarity of 0.9 at most one character in ten differs, so most words survive intact.
+        # Short function words ("I", "the") are everywhere and prove nothing: content words count.
+        words = [w for w in part.split() if len(w) >= MIN_CONTENT_WORD_CHARS] or part.split()
+        if sum(map(self.vocabulary.__contains__, words)) < MIN_EXACT_WORD_SHARE * len(words):
+            return False
+        return self.best_similarity(part) >= similarity
+
+    @property
+    def vocabulary(self) -> frozenset[str]:
+        return _vocabulary(self.tokens)
+
+    def best_similarity(self, part: str) -> float:
+        """Best character similarity of ``part`` to a window of transcript tokens.
+
+        Windows are anchored on the quote's exactly matching words: a word at quote position j
+        found at transcript position p puts the window start at p - j (±1 for a merged or split
+        word), so only a handful of windows are aligned instead of every one.
+        """
+        words = part.split()
+        n = len(words)
+        starts = {
+            start
+            for j, word in enumerate(words)
+            for p in _positions(self.tokens).get(word, ())
+            for start in range(p - j - WINDOW_SLACK, p - j + WINDOW_SLACK + 1)
+            if 0 <= start < len(self.tokens)
+        }
+        best = 0.0
+        matcher = SequenceMatcher(autojunk=False)
+        matcher.set_seq2(part)  # SequenceMatcher caches information about seq2
+        for start in sorted(starts):
+            for size in range(max(1, n - WINDOW_SLACK), n + WINDOW_SLACK + 1):
+                matcher.set_seq1(" ".join(self.tokens[start : start + size]))
+                if matcher.real_quick_ratio() > best and matcher.quick_ratio() > best:
+                    best = max(best, matcher.ratio())
+        return best
+
+
+@lru_cache(maxsize=4096)
+def _positions(tokens: tuple[str, ...]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for i, token in enumerate(tokens):
+        out.setdefault(token, []).append(i)
+    return out
+
+
+@lru_cache(maxsize=4096)
+def _vocabulary(tokens: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(tokens)
+
+
+_NOT_WORDS = string.punctuation + string.whitespace + "“”‘’«»—–…"
+
+
+def has_words(text: str) -> bool:
+    """At least one letter or digit: what is left after stripping punctuation and spaces (C speed)."""
+    stripped = text.strip(_NOT_WORDS)
+    return bool(stripped) and (stripped[0].isalnum() or any(c.isalnum() for c in stripped))
+
+
+@lru_cache(maxsize=TEXT_CACHE)
+def unquoted(text: str) -> str:
+    """The text with double-quoted spans blanked: what the rationale says in its own words."""
+    if text.isascii() and '"' not in text:
+        return text  # nothing quoted: the same object, so callers can tell
+    text = text.translate(_QUOTE_CHARS)
+    return _QUOTED_SPAN.sub(" ", text) if '"' in text else text
+
+
+_PUNCTUATION = string.punctuation.replace("'", "").replace("-", "") + "“”‘’«»—–…"
+_CLAUSE_END = re.compile(r"[,.;:!?\n]|\s-\s|—|–")
+
+
+@lru_cache(maxsize=TEXT_CACHE)
+def clauses(text: str) -> tuple[str, ...]:
+    """The lowercased clauses of a text in its own words (quotes blanked), split at punctuation.
+
+    The checks that read free text (label, acoustic claims, leakage) work clause by clause:
+    negation does not cross a clause ("not loud, but angry"), and a cheap word-set test picks
+    the few clauses worth a regex (Python's regex engine tries every alternative at every
+    position, ~8 µs per character for the claim lexicon on this VM).
+    """
+    return tuple(c for c in _CLAUSE_END.split(unquoted(text).lower()) if c and not c.isspace())
+
+
+def strip_word(word: str) -> str:
+    return word.strip(_PUNCTUATION)
+
+
+@lru_cache(maxsize=TEXT_CACHE)
+def own_words(text: str) -> frozenset[str]:
+    """The set of lowercased words a text uses in its own voice (quotes blanked): a cheap prefilter."""
+    own = unquoted(text)
+    return frozenset(plain_words(text) if own is text else plain_words(own))
+
+
+_PUNCTUATION_TO_SPACE = str.maketrans(dict.fromkeys(_PUNCTUATION, " "))
+
+
+@lru_cache(maxsize=TEXT_CACHE)
+def plain_words(text: str) -> tuple[str, ...]:
+    """Lowercased words of a text, punctuation (but apostrophes and hyphens) made space, quotes included.
+
+    One ``translate`` + ``split`` in C: twice as fast as stripping word by word, and every
+    free-text check reads the reasoning through this cache.
+    """
+    return tuple(text.lower().translate(_PUNCTUATION_TO_SPACE).split())
+
+
+def clause_words(clause: str) -> list[tuple[int, str]]:
+    """(character offset, word stripped of punctuation) of each word of a clause."""
+    out, offset = [], 0
+    for raw in clause.split(" "):
+        word = raw.strip(_PUNCTUATION)
+        if word:
+            out.append((offset + raw.find(word[0]), word))
+        offset += len(raw) + 1
+    return out

@@ -1,0 +1,117 @@
+"""Acoustic grounding against RAVDESS-like speaker-normalised profiles."""
+
+from __future__ import annotations
+
+import pytest
+from factories_generation import check_input, generation, profile, utterance
+
+from pipeline.acoustic.cues import PHRASES
+from pipeline.checks.acoustic import check_acoustic
+from pipeline.checks.acoustic_claims import find_claims
+from pipeline.checks.base import CheckSettings
+from pipeline.records import Measure
+
+# RAVDESS statement 01, actor 01, angry, strong intensity: loud, high and fast for this actor.
+ANGRY = "ravdess/Actor_01/03-01-05-02-01-01-01"
+
+
+def angry_clip():
+    utt = utterance(ANGRY, "Kids are talking by the door", "angry", dataset="ravdess", protocol="ravdess8")
+    prof = profile(ANGRY, loudness=1.8, pitch_level=1.2, speaking_rate=0.7, pauses=-0.4, voice_quality=-1.3)
+    return utt, prof
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("She speaks quickly and loudly.", [("speaking_rate", 1), ("loudness", 1)]),
+        ("a high-pitched, shaky voice", [("pitch_level", 1), ("voice_quality", -1)]),
+        ("the pitch range is wide", [("pitch_range", 1)]),
+        ("a flat, monotone delivery", [("pitch_range", -1)]),
+        ("rising intonation at the end", [("pitch_slope", 1)]),
+        ("long pauses between words", [("pauses", 1)]),
+        ("speaking rate well below usual", [("speaking_rate", -1)]),
+        ("she quickly became angry", []),  # not about the voice
+        ('he says "speak louder"', []),  # a quote of the transcript, not a claim
+    ],
+)
+def test_claim_lexicon(text, expected):
+    assert [(c.measure.value, c.direction) for c in find_claims(text)] == expected
+
+
+def test_every_profile_cue_phrase_reads_as_its_own_measure_and_direction():
+    for measure, phrases in PHRASES.items():
+        for level, phrase in phrases.items():
+            for claim in find_claims(phrase):
+                assert (claim.measure, claim.direction, claim.negated) == (measure, level.direction, False), phrase
+
+
+def test_negation_stays_in_its_clause():
+    claims = find_claims("not loud, but speaking fast; no pauses, a continuous delivery")
+    assert [(c.measure.value, c.direction, c.negated) for c in claims] == [
+        ("loudness", 1, True),
+        ("speaking_rate", 1, False),
+        ("pauses", -1, False),
+        ("pauses", -1, False),
+    ]
+
+
+def test_true_acoustic_claims_pass():
+    utt, prof = angry_clip()
+    rec = generation(
+        utt,
+        [("acoustic", "much louder than this speaker's usual", "force"), ("acoustic", "pitch above usual", "arousal")],
+        "He is shouting, with a raised pitch and a rough, strained voice, and he is not speaking slowly: angry.",
+    )
+    assert check_acoustic(rec, check_input(utt, prof)).passed
+
+
+def test_false_acoustic_claims_fail_naming_them():
+    utt, prof = angry_clip()
+    rec = generation(
+        utt,
+        [("acoustic", "a quiet, soft voice", "restraint")],
+        "The speaker talks slowly with long pauses and a clear, steady voice, yet sounds angry.",
+    )
+    result = check_acoustic(rec, check_input(utt, prof))
+    assert not result.passed
+    for phrase in ("'talks slowly'", "'long pauses'", "'quiet'", "'steady voice'"):
+        assert f"{phrase} contradicts" in result.reason
+
+
+def test_weak_evidence_is_not_supported():
+    utt, prof = angry_clip()  # speaking_rate z = +0.7
+    rec = generation(utt, [("acoustic", "speaking fast", "urgency")], "Fast speech; angry.")
+    assert check_acoustic(rec, check_input(utt, prof)).passed
+    strict = check_input(utt, prof, settings=CheckSettings(acoustic_z_tolerance=1.0))
+    result = check_acoustic(rec, strict)
+    assert not result.passed and "not supported (speaking_rate z=+0.70, needs +1.00)" in result.reason
+
+
+def test_claim_about_an_unmeasured_cue_or_without_profile_fails():
+    utt, _ = angry_clip()
+    no_pitch = profile(ANGRY, loudness=1.8, pitch_level=None)
+    rec = generation(utt, [("lexical", "Kids are talking", "x")], "A high pitch shows anger.")
+    assert (
+        "unmeasured cue 'high pitch' (pitch_level not measured)"
+        in check_acoustic(rec, check_input(utt, no_pitch)).reason
+    )
+    text_only = utterance("meld/x", "Get out!", "angry")
+    result = check_acoustic(generation(text_only, reasoning="He is yelling."), check_input(text_only))
+    assert not result.passed and "no acoustic profile" in result.reason
+
+
+def test_acoustic_evidence_must_name_a_measured_cue():
+    utt, prof = angry_clip()
+    rec = generation(utt, [("acoustic", "the emotional energy of the scene", "x")], "Angry.")
+    assert "names no measured cue" in check_acoustic(rec, check_input(utt, prof)).reason
+
+
+def test_cue_phrase_from_the_prompt_passes_and_no_claims_is_not_applicable():
+    utt, prof = angry_clip()
+    cue = prof.cue_of(Measure.voice_quality)
+    assert cue is not None  # HNR z = -1.3: a rougher voice
+    rec = generation(utt, [("acoustic", cue.phrase, "tension")], "The voice is rough; angry.")
+    assert check_acoustic(rec, check_input(utt, prof)).passed
+    plain = generation(utt, [("lexical", "Kids are talking", "x")], "The statement is neutral but he is angry.")
+    assert check_acoustic(plain, check_input(utt, prof)).reason.startswith("n/a")
