@@ -26,14 +26,29 @@ def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
     tree[leaf] = value
 
 
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Sections merge key by key; any other value (lists included) replaces the default."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
 def load_config(cls: type[C], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> C:
-    """Defaults from ``cls``, then the YAML file, then ``overrides`` (None values are skipped)."""
-    tree: dict[str, Any] = {}
+    """Defaults from ``cls``, then the YAML file, then ``overrides`` (None values are skipped).
+
+    Overrides land on the resolved defaults, so setting one key of a section keeps the code's
+    defaults for the rest of that section (even where a section's default differs from the
+    default of its type).
+    """
+    tree: dict[str, Any] = cls().model_dump(mode="json")
     if path is not None:
         loaded = yaml.safe_load(Path(path).read_text()) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"{path}: expected a mapping at the top level")
-        tree = loaded
+        _merge(tree, loaded)
     for key, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(tree, key, value)

@@ -1,0 +1,226 @@
+"""``emoreason eval``: generate on a test split, score it both ways, report it beside other runs.
+
+    emoreason eval --checkpoint runs/train-ravdess --dataset ravdess --root ../shared/data/ravdess16k \\
+        --split test --out runs/eval-ravdess --compare runs/baseline-ravdess
+    emoreason eval --checkpoint runs/train-tiny --corpus runs/ravdess-corpus --split dev --task emotion_recognition
+    emoreason eval ... --judge-backend transformers                        # AudioBench judge, embedded model
+    emoreason eval ... --judge-backend openai --judge-model Qwen/Qwen2.5-7B-Instruct --judge-url http://gpu:8000/v1
+
+Writes into ``--out``: ``predictions/part-*.parquet`` (one per batch; a re-run resumes, skipping
+answered utterances), ``predictions.parquet`` (all rows), ``judge.parquet`` (verdicts),
+``confusion.png``, ``summary.json`` and ``report.html`` (this run and every ``--compare`` run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint", required=True, help="saved AudioLLM, or a training run folder (final/ or latest)"
+    )
+    source = parser.add_argument_group("test data (a dataset adapter, or a corpus)")
+    source.add_argument("--dataset", default="ravdess", help="dataset adapter (emoreason list)")
+    source.add_argument("--root", help="dataset folder")
+    source.add_argument("--protocol", help="label protocol (default: the dataset's usual one)")
+    source.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE", help="adapter option")
+    source.add_argument("--corpus", help="corpus folder/parquet of TrainingExample rows (instead of --dataset)")
+    source.add_argument("--split", default="test", help="split to evaluate (RAVDESS test = actors 17-20)")
+    source.add_argument(
+        "--task", choices=["emotion_reasoning", "emotion_recognition"], default=None,
+        help="instruction pool asked (dataset default: emotion_reasoning; corpus default: both if unambiguous)",
+    )  # fmt: skip
+    source.add_argument("--limit", type=int, help="first N utterances only (smoke tests)")
+    gen = parser.add_argument_group("generation")
+    gen.add_argument("--batch-size", type=int, default=8)
+    gen.add_argument("--max-new-tokens", type=int, default=256)
+    gen.add_argument("--device", default="auto", help="auto / cpu / cuda / cuda:1")
+    judge = parser.add_argument_group("AudioBench judge and reasoning quality")
+    judge.add_argument("--judge-backend", choices=["transformers", "openai", "vllm"], help="enable the LLM judge")
+    judge.add_argument("--judge-model", default="embedded", help="hub id / path / served name ('embedded': SmolLM2)")
+    judge.add_argument("--judge-url", action="append", default=[], help="OpenAI-compatible base URL (repeatable)")
+    judge.add_argument("--profiles", help="acoustic profiles of the test utterances, for acoustic grounding")
+    out = parser.add_argument_group("output")
+    out.add_argument("--out", help="output folder (default runs/eval-<dataset>-<split>)")
+    out.add_argument("--name", help="run name in reports (default: the checkpoint folder's name)")
+    out.add_argument(
+        "--score-only", action="store_true",
+        help="generate nothing: score the answers already in --out (labels re-extracted with the current rules)",
+    )  # fmt: skip
+    out.add_argument(
+        "--compare", nargs="*", default=[], metavar="RUN", help="other eval/baseline folders to report beside"
+    )
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except (ValueError, FileNotFoundError, NotADirectoryError) as err:
+        print(f"emoreason eval: {err}", file=sys.stderr)
+        return 2
+
+
+def _items(args):
+    from model.commands.baseline import _options
+    from model.eval.run import items_from_corpus, items_from_dataset
+    from pipeline.records import Task
+
+    task = Task(args.task) if args.task else None
+    if args.corpus:
+        from model.train.data import load_corpus
+
+        items = items_from_corpus(load_corpus(args.corpus), args.split, task)
+        if not items:
+            raise ValueError(f"{args.corpus}: no emotion examples with a gold label in split {args.split!r}")
+        return items, [], {}
+    options = _options(args.option)
+    items, rejects, utterances = items_from_dataset(
+        args.dataset, args.root, args.split, args.protocol, task or Task.emotion_reasoning, **options
+    )
+    return items, rejects, {u.id: u for u in utterances}
+
+
+def _run(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from model.commands.baseline import _command
+    from model.eval.extract import Status
+    from model.eval.metrics import classification_metrics, plot_confusion
+    from model.eval.reasoning import reasoning_quality
+    from model.eval.report import RunSummary, load_summary, terminal_table, write_report, write_summary
+    from model.eval.run import EvalRow, GenerationStats, read_predictions, rescore, resolve_checkpoint
+    from pipeline.labels import protocol
+    from pipeline.parquet import write_records
+    from pipeline.records import Reject
+
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    compare = [load_summary(p) for p in args.compare]  # fail before generating, not after
+    items, adapter_rejects, utterances = _items(args)
+    if args.limit:
+        items = items[: args.limit]
+    source = "corpus" if args.corpus else args.dataset
+    out = Path(args.out or f"runs/eval-{source}-{args.split}")
+    parts = out / "predictions"
+
+    stats = GenerationStats(skipped=len(items)) if args.score_only else _generate(args, checkpoint, items, parts)
+    wanted = {i.utterance_id for i in items}
+    rows, rejects = read_predictions(parts)
+    rows = [rescore(r) for r in rows if r.utterance_id in wanted]
+    rejects = [r for r in rejects if r.record_id in wanted]
+    if not rows:
+        raise ValueError(
+            f"no answers among {len(items)} utterances ({Counter(r.reason for r in rejects)} rejected); "
+            "run without --score-only to generate them"
+        )
+    unanswered = len(wanted) - len(rows) - len(rejects)
+    if unanswered:
+        print(
+            f"emoreason eval: {unanswered} utterances not answered yet; scoring the {len(rows)} answered",
+            file=sys.stderr,
+        )
+    write_records(rows, out / "predictions.parquet", EvalRow)
+    write_records([*adapter_rejects, *rejects], out / "rejects.parquet", Reject)
+    proto_name = rows[0].label_protocol
+    proto = protocol(proto_name)
+    metrics = classification_metrics([r.gold for r in rows], [r.label for r in rows], proto.names)
+    plot_confusion(metrics, out / "confusion.png")
+
+    profiles = None
+    if args.profiles:
+        from pipeline.acoustic import load_profiles
+
+        profiles = load_profiles(args.profiles)
+    quality = reasoning_quality(rows, utterances, profiles)
+
+    judge_score = judged = None
+    if args.judge_backend:
+        judge_score, judged = _judge(args, rows, out)
+
+    statuses = Counter(r.status for r in rows)
+    generate_s = sum(r.latency_s for r in rows)
+    summary = RunSummary(
+        name=args.name or _run_name(checkpoint),
+        kind="audiollm",
+        dataset=rows[0].dataset,
+        split=args.split,
+        protocol=proto_name,
+        checkpoint=str(checkpoint),
+        n_items=len(items),
+        n_rejects=len(rejects) + len(adapter_rejects),
+        metrics=metrics,
+        statuses={s.value: statuses.get(s.value, 0) for s in Status},
+        judge=judge_score,
+        quality=quality,
+        judged_quality=judged,
+        timing={  # over every answer, this invocation's and resumed ones
+            "generate_s": round(generate_s, 2),
+            "clips_per_s": round(len(rows) / generate_s, 3) if generate_s else 0.0,
+            "answered_now": stats.answered,
+            "resumed": stats.skipped,
+        },
+        command=_command("eval"),
+    )
+    write_summary(summary, out)
+    report = write_report([summary, *compare], out / "report.html", title=f"{summary.name} on {source} ({args.split})")
+    print(terminal_table([summary, *compare]))
+    print(f"\n{len(rows)} answers ({stats.answered} generated now), {len(rejects)} rejects; {report}")
+    return 0
+
+
+def _generate(args, checkpoint: Path, items, parts: Path):
+    from model.audiollm import AudioLLM
+    from model.collator import AudioCollator
+    from model.eval.run import generate_predictions
+
+    device = _device(args.device)
+    print(f"loading {checkpoint} on {device}", file=sys.stderr)
+    model = AudioLLM.from_pretrained(checkpoint).to(device)
+    collator = AudioCollator(model.tokenizer, model.counter, model.config.audio_marker)
+    return generate_predictions(
+        model, collator, items, parts, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+        device=device, progress=sys.stderr.isatty(),
+    )  # fmt: skip
+
+
+def _run_name(checkpoint: Path) -> str:
+    if checkpoint.name == "final":  # <run>/final
+        return checkpoint.parent.name
+    if checkpoint.name == "model" and len(checkpoint.parents) > 2:  # <run>/checkpoints/step-N/model
+        return f"{checkpoint.parents[2].name}@{checkpoint.parent.name}"
+    return checkpoint.name
+
+
+def _judge(args, rows, out: Path):
+    from model.eval.judge import Judge, JudgeConfig, JudgeItem, JudgeVerdict, judge_score
+    from model.eval.reasoning import judged_quality
+    from pipeline.llm.config import LLMConfig, make_client
+    from pipeline.parquet import write_records
+    from pipeline.request_cache import RequestCache
+
+    llm = LLMConfig(
+        backend=args.judge_backend, model=args.judge_model, **({"base_urls": args.judge_url} if args.judge_url else {})
+    )
+    client = make_client(llm)
+    items = [JudgeItem(r.utterance_id, r.prompt, r.gold, r.generated, r.transcript) for r in rows]
+    try:
+        with RequestCache(out / "cache" / "judge.sqlite") as cache:
+            judge = Judge(client, cache, JudgeConfig(llm=llm))
+            verdicts = judge.rate(items)
+            reasoning = judge.rate_reasoning([i for i in items if i.transcript])
+    finally:
+        client.close()
+    write_records(verdicts, out / "judge.parquet", JudgeVerdict)
+    write_records(reasoning, out / "judge_reasoning.parquet", JudgeVerdict)
+    print(f"judge: {judge.requests_sent} requests sent, the rest from the cache", file=sys.stderr)
+    return judge_score(verdicts), judged_quality(reasoning) if reasoning else None

@@ -1,0 +1,361 @@
+"""Run summaries, and the report comparing runs: a terminal table and one self-contained HTML page.
+
+Every evaluation (an AudioLLM checkpoint or the classical baseline) writes ``summary.json``, a
+:class:`RunSummary`. The report reads any number of them and puts them side by side: headline
+metrics with bootstrap intervals, the AudioBench judge score, extraction outcomes, per-class
+recall, confusion matrices and reasoning quality next to the paper's numbers. The HTML embeds
+its plots as PNG data, so the page is one file to mail or attach.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from model.eval.judge import JudgeScore
+from model.eval.metrics import HEADLINE, Metrics, across_folds
+from model.eval.reasoning import JudgedQuality
+from pipeline.quality import QualityReport
+
+SUMMARY_FILE = "summary.json"
+REPORT_FILE = "report.html"
+METRIC_NAMES = {"wa": "WA", "ua": "UA", "macro_f1": "macro-F1", "weighted_f1": "weighted F1"}
+
+
+class RunSummary(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: Literal["audiollm", "baseline"]
+    dataset: str
+    split: str
+    protocol: str
+    checkpoint: str | None = None
+    n_items: int = Field(description="utterances asked (or test utterances for the baseline)")
+    n_rejects: int = 0
+    metrics: Metrics
+    statuses: dict[str, int] = Field(default_factory=dict, description="extraction status -> answers")
+    judge: JudgeScore | None = None
+    quality: QualityReport | None = None
+    judged_quality: JudgedQuality | None = None
+    timing: dict[str, float] = Field(default_factory=dict)
+    command: str = ""
+    created_at: dt.datetime = Field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+
+
+def write_summary(summary: RunSummary, out_dir: str | Path) -> Path:
+    path = Path(out_dir) / SUMMARY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(summary.model_dump_json(indent=1))
+    tmp.replace(path)
+    return path
+
+
+def load_summary(path: str | Path) -> RunSummary:
+    path = Path(path)
+    if path.is_dir():
+        path = path / SUMMARY_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no run summary at {path} (run `emoreason eval` or `emoreason baseline` there first)")
+    return RunSummary.model_validate_json(path.read_text())
+
+
+# ---- terminal ----
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}"
+
+
+def _with_ci(m: Metrics, name: str) -> str:
+    value = f"{100 * getattr(m, name):.1f}"
+    if name in m.ci:
+        low, high = m.ci[name]
+        value += f" [{100 * low:.1f}, {100 * high:.1f}]"
+    return value
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows, strict=True)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def fold_row(summaries: Sequence[RunSummary]) -> list[str]:
+    """'mean ± std' of each headline metric over the runs, as folds of one experiment (IEMOCAP's five)."""
+    summary = across_folds([s.metrics for s in summaries])
+    return [f"{100 * summary.mean[n]:.1f} ± {100 * summary.std[n]:.1f}" for n in HEADLINE]
+
+
+def terminal_table(summaries: Sequence[RunSummary], folds: bool = False) -> str:
+    """Headline metrics (95 % bootstrap intervals), judge score and unlabelled share, one row per run;
+    with ``folds``, a last row of mean ± std over the runs."""
+    header = ["run", "kind", "n", *(METRIC_NAMES[n] for n in HEADLINE), "judge×100", "no label"]
+    rows = []
+    for s in summaries:
+        m = s.metrics
+        judge = "—" if s.judge is None or s.judge.score is None else f"{s.judge.score:.1f} ({s.judge.n_failed} failed)"
+        no_label = f"{100 * m.n_unlabelled / m.n:.1f} %" if s.kind == "audiollm" else "—"
+        rows.append([s.name, s.kind, str(m.n), *(_with_ci(m, n) for n in HEADLINE), judge, no_label])
+    if folds:
+        rows.append([f"mean ± std ({len(summaries)} folds)", "", str(sum(s.metrics.n for s in summaries)),
+                     *fold_row(summaries), "", ""])  # fmt: skip
+    text = _table(header, rows)
+    quality = [s for s in summaries if s.quality is not None]
+    if quality:
+        q_rows = [
+            [metric, *("—" if v is None else f"{v:.1f}" for v in values), "—" if paper is None else f"{paper}"]
+            for metric, paper, _basis, values in _quality_rows(quality)
+        ]
+        text += "\n\nreasoning quality (%, verified by stage two's checks)\n"
+        text += _table(["metric", *(s.name for s in quality), "paper"], q_rows)
+    return text
+
+
+# ---- plots ----
+
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def headline_plot(summaries: Sequence[RunSummary]) -> str:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    width = 0.8 / len(summaries)
+    x = np.arange(len(HEADLINE))
+    for i, s in enumerate(summaries):
+        values = np.array([100 * getattr(s.metrics, n) for n in HEADLINE])
+        lows = np.array([100 * s.metrics.ci.get(n, (getattr(s.metrics, n),) * 2)[0] for n in HEADLINE])
+        highs = np.array([100 * s.metrics.ci.get(n, (getattr(s.metrics, n),) * 2)[1] for n in HEADLINE])
+        ax.bar(x + i * width, values, width, label=s.name, yerr=[values - lows, highs - values], capsize=3)
+    chance = 100 / len(summaries[0].metrics.labels)
+    ax.axhline(chance, color="grey", linestyle=":", linewidth=1, label=f"chance (UA {chance:.1f})")
+    ax.set_xticks(x + width * (len(summaries) - 1) / 2, [METRIC_NAMES[n] for n in HEADLINE])
+    ax.set_ylabel("%")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8, loc="upper right")
+    ax.set_title("headline metrics, 95 % bootstrap intervals")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def recall_plot(summaries: Sequence[RunSummary]) -> str:
+    plt = _plt()
+    labels = summaries[0].metrics.labels
+    fig, ax = plt.subplots(figsize=(7.5, 3.4))
+    width = 0.8 / len(summaries)
+    x = np.arange(len(labels))
+    for i, s in enumerate(summaries):
+        recall = {c.label: 100 * c.recall for c in s.metrics.per_class}
+        ax.bar(x + i * width, [recall.get(label, 0.0) for label in labels], width, label=s.name)
+    ax.set_xticks(x + width * (len(summaries) - 1) / 2, labels, rotation=30, ha="right")
+    ax.set_ylabel("recall %")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8)
+    ax.set_title("per-class recall")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def confusion_plot(summary: RunSummary) -> str:
+    from model.eval.metrics import UNLABELLED
+
+    plt = _plt()
+    m = summary.metrics
+    cm = np.array(m.confusion, dtype=float)
+    rows = cm.sum(axis=1, keepdims=True)
+    share = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    columns = [*m.labels, UNLABELLED]
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(m.labels)), m.labels, fontsize=8)
+    for (i, j), count in np.ndenumerate(cm):
+        if count:
+            color = "white" if share[i, j] > 0.5 else "black"
+            ax.text(j, i, int(count), ha="center", va="center", fontsize=7, color=color)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    ax.set_title(summary.name, fontsize=9)
+    fig.tight_layout()
+    return _png(fig)
+
+
+# ---- HTML ----
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+h1{font-size:1.5em} h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em} td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
+td.num{text-align:right;white-space:nowrap} th{background:#f3f5f7} .muted{color:#777;font-size:.85em}
+.grid{display:flex;flex-wrap:wrap;gap:12px} img{max-width:100%} code{background:#f3f3f3;padding:1px 4px}
+"""
+
+
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(_cell(c) for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+_NUMERIC = re.compile(r"^[\d.\-–—/ \[\],%]+$")
+
+
+def _cell(value: object) -> str:
+    text = str(value)
+    cls = " class='num'" if _NUMERIC.match(text) else ""
+    return f"<td{cls}>{html.escape(text)}</td>"
+
+
+def _img(data: str, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def render_html(summaries: Sequence[RunSummary], title: str = "emoreason evaluation", folds: bool = False) -> str:
+    if not summaries:
+        raise ValueError("no runs to report")
+    labels = summaries[0].metrics.labels
+    mismatched = [s.name for s in summaries if s.metrics.labels != labels]
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"]
+    parts.append(f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>")
+    parts.append(
+        f"<p class='muted'>{len(summaries)} run(s); dataset {html.escape(summaries[0].dataset)}, split "
+        f"{html.escape(summaries[0].split)}, protocol {html.escape(summaries[0].protocol)} ({', '.join(labels)}). "
+        "Intervals: 95 % bootstrap over utterances. Answers with no extracted label count as wrong.</p>"
+    )
+    if mismatched:
+        parts.append(f"<p><b>Warning:</b> runs {mismatched} use another label set; compare with care.</p>")
+    header = ["run", "kind", "n", *(METRIC_NAMES[n] for n in HEADLINE), "judge ×100", "judge failures"]
+    rows = []
+    for s in summaries:
+        judge = s.judge
+        rows.append(
+            [
+                s.name,
+                s.kind,
+                s.metrics.n,
+                *(_with_ci(s.metrics, n) for n in HEADLINE),
+                "—" if judge is None or judge.score is None else f"{judge.score:.1f}",
+                "—" if judge is None else f"{judge.n_failed}/{judge.n}",
+            ]
+        )
+    if folds:
+        rows.append([f"mean ± std ({len(summaries)} folds)", "", sum(s.metrics.n for s in summaries),
+                     *fold_row(summaries), "", ""])  # fmt: skip
+    parts.append("<h2>Headline</h2>" + _html_table(header, rows))
+    parts.append(_img(headline_plot(summaries), "headline metrics") + _img(recall_plot(summaries), "per-class recall"))
+
+    llm = [s for s in summaries if s.kind == "audiollm"]
+    if llm:
+        statuses = ["final_line", "synonym", "ambiguous", "refusal", "none"]
+        s_rows = [[s.name, *(f"{s.statuses.get(k, 0)}" for k in statuses), s.n_rejects] for s in llm]
+        parts.append("<h2>Label extraction</h2>" + _html_table(["run", *statuses, "audio rejects"], s_rows))
+    quality = [s for s in summaries if s.quality is not None]
+    if quality:
+        q_rows = [
+            [metric, *(f"{v:.1f}" if v is not None else "—" for v in values), "—" if paper is None else paper, basis]
+            for metric, paper, basis, values in _quality_rows(quality)
+        ]
+        parts.append(
+            "<h2>Reasoning quality (verified by stage two's checks)</h2>"
+            + _html_table(["metric", *(s.name for s in quality), "paper (judged)", "basis (first run)"], q_rows)
+        )
+    judged = [s for s in summaries if s.judged_quality is not None]
+    if judged:
+        j_rows = [
+            [s.name, _num(s.judged_quality.quotation_rate), _num(s.judged_quality.groundedness_score),
+             _num(s.judged_quality.relevance_score), f"{s.judged_quality.n_failed}/{s.judged_quality.n}"]
+            for s in judged
+        ]  # fmt: skip
+        parts.append(
+            "<h2>Reasoning quality (LLM judge, paper's 0–2 scales)</h2>"
+            + _html_table(["run", "Quotation %", "Groundedness %", "Relevance %", "judge failures"], j_rows)
+        )
+    parts.append("<h2>Confusion matrices</h2><div class='grid'>")
+    parts += [_img(confusion_plot(s), f"confusion matrix {s.name}") for s in summaries]
+    parts.append("</div><h2>Per class</h2>")
+    for s in summaries:
+        c_rows = [
+            [c.label, c.support, c.predicted, f"{100 * c.precision:.1f}", f"{100 * c.recall:.1f}", f"{100 * c.f1:.1f}"]
+            for c in s.metrics.per_class
+        ]
+        parts.append(f"<h3>{html.escape(s.name)}</h3>")
+        parts.append(_html_table(["label", "gold", "predicted", "precision", "recall", "F1"], c_rows))
+    parts.append("<h2>Runs</h2>")
+    r_rows = [
+        [s.name, s.checkpoint or "—", s.command or "—", s.created_at.strftime("%Y-%m-%d %H:%M UTC")] for s in summaries
+    ]
+    parts.append(_html_table(["run", "checkpoint", "command", "created"], r_rows))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
+def _quality_rows(summaries: Sequence[RunSummary]):
+    first = summaries[0].quality
+    by_name = {name: (value, basis) for name, value, _paper, basis in first.rows()}
+    for name, _value, paper, _basis in first.rows():
+        values = [dict((n, v) for n, v, _p, _b in s.quality.rows()).get(name) for s in summaries]
+        if paper is None and all(v is None for v in values):
+            continue  # e.g. label-blind agreement: stage two's, never measured on generated answers
+        yield name, paper, by_name[name][1], values
+
+
+def write_report(
+    summaries: Sequence[RunSummary], path: str | Path, title: str = "emoreason evaluation", folds: bool = False
+) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(render_html(summaries, title, folds), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m model.eval.report RUN... [--folds] [--out report.html]``: report finished runs again."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="compare finished eval/baseline runs (their summary.json)")
+    parser.add_argument("runs", nargs="+", help="run folders or summary.json files")
+    parser.add_argument("--folds", action="store_true", help="the runs are folds of one experiment: add mean ± std")
+    parser.add_argument("--out", help="write the HTML report here")
+    parser.add_argument("--title", default="emoreason evaluation")
+    args = parser.parse_args(argv)
+    summaries = [load_summary(r) for r in args.runs]
+    print(terminal_table(summaries, folds=args.folds))
+    if args.out:
+        print(write_report(summaries, args.out, args.title, folds=args.folds))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The trainer: config, data, optimizer, checkpoints, distributed setup and the loop (``trainer.py``)."""

@@ -1,0 +1,379 @@
+"""The training loop, top to bottom: preflight, data, optimizer, resume, then one loop.
+
+    result = train(cfg, model, collate_fn, examples)
+
+``model`` follows the AudioLLM contract: ``forward(batch).loss`` (mean over answer tokens),
+``parameter_groups()``, ``set_trainable(groups)``, ``generate(batch)``, ``save_pretrained(dir)``.
+Each optimizer step trains on one task; the task scheduler says which, and which parameter
+groups train in the current round. The loss of a step is the mean over every answer token of
+the global batch, whatever the number of processes and accumulation steps, so one process with
+accumulation and N processes without give the same update.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from model.schedule import TaskScheduler, epochs_to_cover
+from model.train.checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
+from model.train.config import TrainConfig
+from model.train.data import build_plan, seeded_generator, split_by_task
+from model.train.distributed import DistEnv, PreflightError, init_distributed, wrap_model
+from model.train.evaluation import answer_tokens, evaluate
+from model.train.optim import build_lr_scheduler, build_optimizer
+from pipeline.records import Task, TrainingExample
+
+SAMPLE_RATE = 16_000  # pipeline.audio.load_audio's output rate
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss or gradient norm became NaN/inf; the run stopped before applying that step."""
+
+
+@dataclass
+class TrainResult:
+    steps: int  # optimizer steps done (including those of a resumed-from run)
+    losses: list[float] = field(default_factory=list)  # global loss of each step run in this call
+    tasks: list[str] = field(default_factory=list)  # task of each of those steps
+    last_checkpoint: Path | None = None
+    evals: list[dict] = field(default_factory=list)
+
+
+def preflight(cfg: TrainConfig, train_by_task: dict[Task, list[TrainingExample]], world_size: int) -> None:
+    """Errors that would otherwise surface hours into a run, or never."""
+    if not train_by_task:
+        raise PreflightError(f"the corpus has no examples in split {cfg.train_split!r} for tasks {cfg.tasks or 'any'}")
+    for task in cfg.tasks or []:
+        if task not in train_by_task:
+            raise PreflightError(f"task {task.value!r} is in the schedule but has no {cfg.train_split!r} examples")
+    weights = cfg.schedule.task_weights or {}
+    for task, w in weights.items():
+        if w > 0 and task not in train_by_task:
+            raise PreflightError(f"task {task.value!r} has weight {w} but no {cfg.train_split!r} examples")
+    for task, exs in train_by_task.items():
+        if len(exs) < cfg.global_batch_size:
+            raise PreflightError(
+                f"task {task.value!r} has {len(exs)} examples, fewer than one global batch ({cfg.global_batch_size})"
+            )
+    cfg.accumulation_steps(world_size)
+
+
+def check_context(examples: Sequence[TrainingExample], collate_fn: Callable, item_type, context: int | None) -> None:
+    """The longest audio and the longest answer, collated as training rows, must fit the decoder.
+
+    Uses silent waveforms of the real durations: the token counts depend on length, not content."""
+    if context is None or not examples:
+        return
+    longest_audio = max(examples, key=lambda e: e.duration_s or 0.0)
+    longest_text = max(examples, key=lambda e: len(e.instruction) + len(e.target))
+    for ex in {longest_audio.id: longest_audio, longest_text.id: longest_text}.values():
+        samples = max(1, int(round((ex.duration_s or 1.0) * SAMPLE_RATE)))
+        batch = collate_fn([item_type(example=ex, waveform=np.zeros(samples, dtype=np.float32))])
+        length = int(batch.input_ids.shape[1])
+        audio = int(batch.audio_mask.sum()) if getattr(batch, "audio_mask", None) is not None else "?"
+        if length > context:
+            raise PreflightError(
+                f"example {ex.id} ({ex.duration_s} s of audio -> {audio} audio tokens, instruction and answer) is "
+                f"{length} tokens, more than the decoder's context of {context}: lower the audio token budget, "
+                "shorten the answers or drop such examples"
+            )
+
+
+def _autocast(cfg: TrainConfig, device: torch.device):
+    if device.type == "cuda" and cfg.precision == "bf16":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+class _Logger:
+    """JSONL always, TensorBoard when asked; only the main process writes."""
+
+    def __init__(self, out: Path, tensorboard: bool, enabled: bool):
+        self.enabled = enabled
+        self.file = (out / "train_log.jsonl").open("a") if enabled else None
+        self.tb = None
+        if enabled and tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(out / "tensorboard"))
+
+    def log(self, step: int, record: dict) -> None:
+        if not self.enabled:
+            return
+        self.file.write(json.dumps({"step": step, **record}) + "\n")
+        self.file.flush()
+        if self.tb is not None:
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    self.tb.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def train(
+    cfg: TrainConfig,
+    model,
+    collate_fn: Callable,
+    examples: Sequence[TrainingExample],
+    *,
+    resume: bool = False,
+    env: DistEnv | None = None,
+    item_type=None,
+) -> TrainResult:
+    """``item_type(example=, waveform=)`` builds the collator's input (default: model.collator.AudioExample)."""
+    env = env or init_distributed(cfg.device)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    # every RNG: encoders draw SpecAugment masks from numpy (transformers' _compute_mask_indices)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+
+    # ---- preflight and data ----
+    train_by_task = split_by_task(examples, cfg.train_split, cfg.tasks)
+    eval_by_task = split_by_task(examples, cfg.eval_split, list(train_by_task)) if cfg.eval_split else {}
+    preflight(cfg, train_by_task, env.world_size)
+    item_type = item_type or _default_item_type()
+    check_context([e for exs in train_by_task.values() for e in exs], collate_fn, item_type, _context_length(model))
+    accumulation = cfg.accumulation_steps(env.world_size)
+
+    def make_scheduler(batches_per_epoch: dict[Task, int]) -> TaskScheduler:
+        epochs = (
+            cfg.epochs if cfg.max_steps is None else max(cfg.epochs, epochs_to_cover(cfg.max_steps, batches_per_epoch))
+        )
+        return TaskScheduler(cfg.schedule, batches_per_epoch, epochs=epochs, seed=cfg.seed, max_steps=cfg.max_steps)
+
+    dataset, plan = build_plan(
+        train_by_task,
+        make_scheduler,
+        global_batch_size=cfg.global_batch_size,
+        seed=cfg.seed,
+        grouped=cfg.length_grouping,
+        group_batches=cfg.group_batches,
+        rank=env.rank,
+        world_size=env.world_size,
+        accumulation=accumulation,
+        item_type=item_type,
+    )
+    scheduler = plan.scheduler
+    total_steps = scheduler.total_steps
+
+    # ---- model and optimizer ----
+    model.to(env.device)
+    if cfg.gradient_checkpointing:
+        _enable_gradient_checkpointing(model)
+    groups = model.parameter_groups()
+    optimizer = build_optimizer(groups, cfg.optim)
+    lr_scheduler = build_lr_scheduler(optimizer, cfg.optim, total_steps)
+
+    start, last_checkpoint = 0, None
+    if resume and (ckpt := latest_checkpoint(out)) is not None:
+        state = load_checkpoint(ckpt, model, rank=env.rank, world_size=env.world_size)
+        optimizer.load_state_dict(state["optimizer"])
+        lr_scheduler.load_state_dict(state["lr_scheduler"])
+        plan.load_state_dict(state["plan"])
+        start, last_checkpoint = state["step"], ckpt
+    if env.is_main:
+        print(scheduler.describe())
+        print(
+            f"{env.world_size} process(es) on {env.device}, global batch {cfg.global_batch_size} = "
+            f"{cfg.micro_batch_size} x {accumulation} accumulation x {env.world_size}; "
+            f"{'resuming at step ' + str(start) if start else 'starting'}; {sum(map(len, train_by_task.values()))} "
+            f"training examples in {[t.value for t in train_by_task]}"
+        )
+    last_good_plan = plan.state_dict()
+
+    loader = DataLoader(
+        dataset,
+        batch_sampler=plan,
+        collate_fn=collate_fn,
+        num_workers=cfg.num_workers,
+        prefetch_factor=cfg.prefetch_factor if cfg.num_workers else None,
+        pin_memory=env.device.type == "cuda",
+        generator=seeded_generator(cfg.seed),  # never draws from the global RNG: resume stays exact
+    )
+    batches = iter(loader)
+    autocast = _autocast(cfg, env.device)
+    logger = _Logger(out, cfg.tensorboard, env.is_main)
+    result = TrainResult(steps=start, last_checkpoint=last_checkpoint)
+
+    def checkpoint(step_done: int, plan_state: dict, loss: float | None) -> Path:
+        trainer_state = TrainerState(step_done, plan_state, optimizer.state_dict(), lr_scheduler.state_dict(), loss)
+        return save_checkpoint(
+            out,
+            model,
+            groups,
+            trainer_state,
+            rank=env.rank,
+            world_size=env.world_size,
+            keep_last=cfg.keep_last,
+            barrier=env.barrier,
+        )
+
+    progress = None
+    if cfg.progress and env.is_main:
+        from tqdm import tqdm
+
+        progress = tqdm(total=total_steps, initial=start, desc="train", dynamic_ncols=True)
+
+    # ---- the loop ----
+    model.train()
+    wrapped, current_round = model, None
+    window = defaultdict(lambda: defaultdict(float))  # task -> sums over the logging window
+    window_start, data_wait, token_pad = time.perf_counter(), 0.0, []
+    for step in range(start, total_steps):
+        s = scheduler.at(step)
+        if s.round_index != current_round:  # new round: what trains changes, and DDP must re-bucket
+            model.set_trainable(s.trainable_groups)
+            wrapped, current_round = wrap_model(model, env), s.round_index
+        trainable = [p for p in model.parameters() if p.requires_grad]
+
+        t0 = time.perf_counter()
+        micro = [next(batches) for _ in range(accumulation)]
+        data_wait += time.perf_counter() - t0
+        counts = [answer_tokens(b) for b in micro]
+        global_tokens = env.sum([float(sum(counts))])[0]
+        loss_sum = 0.0
+        for i, batch in enumerate(micro):
+            batch = batch.to(env.device)
+            if getattr(batch, "attention_mask", None) is not None:
+                token_pad.append(1.0 - float(batch.attention_mask.float().mean()))
+            last = i == accumulation - 1
+            sync = contextlib.nullcontext() if last or not hasattr(wrapped, "no_sync") else wrapped.no_sync()
+            with sync:
+                with autocast():
+                    loss = wrapped(batch).loss
+                # sum of token losses / tokens of the whole global batch; DDP averages over processes
+                (loss * (counts[i] * env.world_size / global_tokens)).backward()
+            loss_sum += float(loss.detach()) * counts[i]
+        step_loss = env.sum([loss_sum])[0] / global_tokens
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, cfg.optim.grad_clip))
+        if not (math.isfinite(step_loss) and math.isfinite(grad_norm)):
+            optimizer.zero_grad(set_to_none=True)
+            if result.last_checkpoint is None or result.steps > _step_of(result.last_checkpoint):
+                result.last_checkpoint = checkpoint(result.steps, last_good_plan, None)  # weights still good
+            logger.log(step, {"event": "non_finite", "task": s.task.value, "loss": step_loss, "grad_norm": grad_norm})
+            logger.close()
+            raise NonFiniteLossError(
+                f"non-finite {'loss' if not math.isfinite(step_loss) else 'gradient norm'} at step {step} "
+                f"(task {s.task.value}, loss {step_loss}, grad norm {grad_norm}); the update was not applied. "
+                f"Last good checkpoint: {result.last_checkpoint} (lower the learning rate or check the data, "
+                "then --resume)"
+            )
+        optimizer.step()
+        lr_scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        result.steps = step + 1
+        result.losses.append(step_loss)
+        result.tasks.append(s.task.value)
+        last_good_plan = plan.snapshot(step)
+
+        w = window[s.task.value]
+        w["loss"] += step_loss * global_tokens
+        w["tokens"] += global_tokens
+        w["grad_norm"] += grad_norm
+        w["steps"] += 1
+        w["audio_padding"] += plan.audio_padding.get(step, 0.0)
+        if progress is not None:
+            progress.update(1)
+            progress.set_postfix(task=s.task.value[:10], loss=f"{step_loss:.3f}", refresh=False)
+
+        if result.steps % cfg.log_every == 0 or result.steps == total_steps:
+            elapsed = time.perf_counter() - window_start
+            steps = sum(v["steps"] for v in window.values())
+            record = {
+                "round": s.round_index,
+                "round_kind": s.round_kind,
+                "loss": sum(v["loss"] for v in window.values()) / max(1.0, sum(v["tokens"] for v in window.values())),
+                "samples_per_s": steps * cfg.global_batch_size / elapsed,
+                "tokens_per_s": sum(v["tokens"] for v in window.values()) / elapsed,
+                "data_wait_share": data_wait / elapsed,
+                "audio_padding": sum(v["audio_padding"] for v in window.values()) / steps,
+                **({"token_padding": sum(token_pad) / len(token_pad)} if token_pad else {}),
+                **{f"lr/{g['name']}": g["lr"] for g in optimizer.param_groups if g["name"].endswith("/decay")},
+            }
+            for task, v in window.items():
+                record[f"loss/{task}"] = v["loss"] / max(1.0, v["tokens"])
+                record[f"tokens/{task}"] = v["tokens"]
+                record[f"grad_norm/{task}"] = v["grad_norm"] / v["steps"]
+                record[f"steps/{task}"] = v["steps"]
+            logger.log(result.steps, record)
+            if progress is not None:
+                progress.set_postfix(loss=f"{record['loss']:.3f}", samples_s=f"{record['samples_per_s']:.1f}")
+            window.clear()
+            window_start, data_wait, token_pad = time.perf_counter(), 0.0, []
+
+        if eval_by_task and (result.steps % cfg.eval_every == 0 or result.steps == total_steps):
+            ev = evaluate(
+                model,
+                eval_by_task,
+                collate_fn,
+                env,
+                micro_batch_size=cfg.micro_batch_size,
+                max_examples=cfg.eval_max_examples,
+                max_new_tokens=cfg.eval_max_new_tokens,
+                autocast=autocast,
+                num_workers=min(cfg.num_workers, 2),
+                item_type=item_type,
+            )
+            logger.log(result.steps, ev.flat())
+            result.evals.append({"step": result.steps, **ev.flat()})
+            if env.is_main:
+                summary = ", ".join(f"{k.removeprefix('eval/')} {v:.3f}" for k, v in ev.flat().items())
+                (progress.write if progress else print)(f"step {result.steps} eval: {summary}")
+                for sample_id, gold, text in ev.samples[:3]:
+                    (progress.write if progress else print)(f"  {sample_id} gold={gold} -> {text[:100]!r}")
+            window_start = time.perf_counter()  # evaluation time is not training throughput
+
+        if result.steps % cfg.save_every == 0 or result.steps == total_steps:
+            result.last_checkpoint = checkpoint(result.steps, last_good_plan, step_loss)
+            window_start = time.perf_counter()
+
+    if progress is not None:
+        progress.close()
+    logger.close()
+    if hasattr(model, "save_pretrained") and env.is_main:
+        model.save_pretrained(out / "final")
+    env.barrier()
+    return result
+
+
+def _default_item_type():
+    from model.collator import AudioExample
+
+    return AudioExample
+
+
+def _context_length(model) -> int | None:
+    """The decoder's maximum sequence length, when the model tells it."""
+    decoder_config = getattr(getattr(model, "decoder", None), "config", None)
+    length = getattr(decoder_config, "max_position_embeddings", None)
+    return int(length) if length is not None else None
+
+
+def _enable_gradient_checkpointing(model) -> None:
+    """Recompute decoder layers in backward (non-reentrant: works with frozen input embeddings)."""
+    target = model if hasattr(model, "gradient_checkpointing_enable") else getattr(model, "decoder", None)
+    if target is None or not hasattr(target, "gradient_checkpointing_enable"):
+        raise PreflightError("gradient_checkpointing: true, but the model has no gradient_checkpointing_enable()")
+    target.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+def _step_of(checkpoint: Path) -> int:
+    return int(checkpoint.name.removeprefix("step-"))

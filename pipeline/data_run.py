@@ -1,0 +1,242 @@
+"""``make data``: adapters -> acoustic profiles -> stage one -> stage two -> corpora -> audit.
+
+Each step is skipped when its outputs exist and its *fingerprint* is unchanged: a hash of the
+step's configuration and of the size and mtime of every input file. A skipped step does not
+touch its outputs, so the steps after it are skipped too, and a second ``make data`` does no
+work and says so. Within a step, work is resumable on its own: profiles are cached per
+utterance and every LLM request per key, so a killed run resumes where it stopped.
+
+Layout of a run folder (see docs/corpora.md):
+
+    utterances.parquet        adapters' output          rejects.parquet   every stage's rejects
+    profiles/                 acoustic profiles         generations.parquet  stage one
+    verified.parquet          stage two verdicts        corpora/, hf/     training corpora
+    audit.html                the audit report          data.config.yaml  the resolved config
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipeline.acoustic import compute_profiles, load_profiles
+from pipeline.config import write_resolved
+from pipeline.corpora import CorpusConfig, corpora_for_run
+from pipeline.datasets import load_dataset
+from pipeline.datasets.demo import BUNDLED as DEMO_CORPUS
+from pipeline.generate import GenerateConfig, generate, generate_blind
+from pipeline.llm.base import Sampling
+from pipeline.parquet import read_records, write_records
+from pipeline.prompts import PROMPTS_DIR
+from pipeline.records import Reject, Utterance
+from pipeline.verify import VerifyConfig, verify_file
+
+UTTERANCES = "utterances.parquet"
+ADAPTER_REJECTS = "adapter_rejects.parquet"
+PROFILES_DIR = "profiles"
+GENERATIONS = "generations.parquet"
+VERIFIED = "verified.parquet"
+REJECTS = "rejects.parquet"
+RESOLVED_CONFIG = "data.config.yaml"
+STAMPS_DIR = ".stamps"
+# Every stage's rejects, gathered into one table at the end of the run.
+STAGE_REJECTS = (
+    ADAPTER_REJECTS,
+    f"{PROFILES_DIR}/rejects.parquet",
+    "generate_rejects.parquet",
+    "corpora/rejects.parquet",
+)
+
+
+# The embedded 135M teacher runs on a 2-core CPU at tens of tokens a second and, when it loops,
+# loops until max_tokens: one candidate of at most 256 tokens keeps the demo run within minutes.
+# With a real teacher, ask for more (e.g. --n 3 and sampling.max_tokens 768 in a config file).
+EMBEDDED_SAMPLING = Sampling(n=1, max_tokens=256, temperature=0.7)
+
+
+class DataConfig(BaseModel):
+    """Everything ``make data`` does, with defaults that run offline on the demo corpus."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = "demo"
+    root: str | None = Field(None, description="where the dataset lives; the demo corpus is bundled")
+    protocol: str | None = Field(None, description="label protocol; default: the dataset's usual one")
+    options: dict[str, Any] = Field(default_factory=dict, description="adapter options (e.g. splits, audio_dir)")
+    out: str = "runs/demo"
+    workers: int = Field(2, ge=1, description="processes for the acoustic profile")
+    profiles: bool = Field(True, description="measure the voice (skipped anyway for datasets without audio)")
+    generate: GenerateConfig = Field(
+        default_factory=lambda: GenerateConfig(sampling=EMBEDDED_SAMPLING, max_parse_retries=1),
+        description="stage one; the defaults suit the embedded 135M teacher (see EMBEDDED_SAMPLING)",
+    )
+    verify: VerifyConfig = Field(default_factory=VerifyConfig)
+    corpus: CorpusConfig = Field(default_factory=CorpusConfig)
+    hf_export: bool = Field(True, description="also save the corpora as a Hugging Face DatasetDict")
+    audit: bool = True
+
+
+@dataclass
+class Step:
+    name: str
+    inputs: list[Path]
+    outputs: list[Path]
+    config: Any
+    action: Callable[[], str]  # does the work, returns a one-line summary
+
+
+def _file_stamp(path: Path) -> list[Any]:
+    if path.is_dir():
+        return sorted((str(p.relative_to(path)), *_file_stamp(p)) for p in path.rglob("*") if p.is_file())
+    st = path.stat() if path.exists() else None
+    return [st.st_size, st.st_mtime_ns] if st else ["absent"]
+
+
+def fingerprint(step: Step) -> str:
+    config = step.config.model_dump(mode="json") if isinstance(step.config, BaseModel) else step.config
+    blob = json.dumps([step.name, config, [(str(p), _file_stamp(p)) for p in step.inputs]], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def run_step(step: Step, stamps: Path) -> bool:
+    """Run ``step`` unless it is up to date; True when it did work."""
+    stamp = stamps / f"{step.name}.json"
+    digest = fingerprint(step)
+    if all(p.exists() for p in step.outputs) and stamp.is_file() and json.loads(stamp.read_text()) == digest:
+        print(f"[{step.name}] up to date, skipped", flush=True)
+        return False
+    print(f"[{step.name}] running", flush=True)
+    start = time.perf_counter()
+    summary = step.action()
+    print(f"[{step.name}] {summary} ({time.perf_counter() - start:.1f} s)", flush=True)
+    stamps.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps(digest))
+    return True
+
+
+def _dataset_root(cfg: DataConfig) -> list[Path]:
+    if cfg.root is None:
+        return [DEMO_CORPUS] if cfg.dataset == "demo" else []
+    return [Path(cfg.root)]
+
+
+def build_steps(cfg: DataConfig) -> list[Step]:
+    out = Path(cfg.out)
+    utterances, profiles_dir = out / UTTERANCES, out / PROFILES_DIR
+    profiles_file, generations, verified = profiles_dir / "profiles.parquet", out / GENERATIONS, out / VERIFIED
+
+    def utts() -> list[Utterance]:
+        return read_records(utterances, Utterance)
+
+    def has_audio() -> bool:
+        return any(u.audio_path for u in utts())
+
+    def adapters() -> str:
+        result = load_dataset(cfg.dataset, cfg.root, cfg.protocol, **cfg.options)
+        write_records(result.utterances, utterances, Utterance)
+        write_records(result.rejects, out / ADAPTER_REJECTS, Reject)
+        for notice in getattr(result, "notices", []):
+            print(f"  note: {notice}")
+        return f"{len(result.utterances)} utterances, {len(result.rejects)} rejects"
+
+    def profile() -> str:
+        if not cfg.profiles or not has_audio():
+            profiles_dir.mkdir(parents=True, exist_ok=True)
+            write_records([], profiles_file, _profile_model())
+            return "no audio in this dataset: no profiles"
+        run = compute_profiles(utts(), profiles_dir, workers=cfg.workers, progress=True)
+        return (
+            f"{len(run.profiles)} profiles ({run.measured} measured, {run.cached} cached), {len(run.rejects)} rejects"
+        )
+
+    def profiles_or_none():
+        found = load_profiles(profiles_file)
+        return found or None
+
+    def stage_one() -> str:
+        run = generate(utts(), profiles_or_none(), cfg.generate, out)
+        return run.summary()
+
+    def stage_two() -> str:
+        blind = None
+        if cfg.verify.blind:
+            answers = generate_blind(utts(), profiles_or_none(), cfg.generate, out)
+            blind = {uid: answer.emotion for uid, answer in answers.items()}
+        by_id = {u.id: u for u in utts()}
+        stats = verify_file(generations, by_id, profiles_or_none(), cfg.verify, blind, out_path=verified)
+        return stats.summary()
+
+    def corpora() -> str:
+        build = corpora_for_run(out, cfg.corpus, hf=cfg.hf_export)
+        counts = ", ".join(f"{split}: {sum(c.values())}" for split, c in build.counts().items())
+        return f"examples per split: {counts}; {len(build.rejects)} rejects"
+
+    def audit() -> str:
+        from pipeline.commands import audit as audit_command
+
+        args = argparse.Namespace(path=out, profiles=profiles_file, out=None, samples=6, top=5, seed=0, no_html=False)
+        if audit_command.run(args) != 0:
+            raise RuntimeError("the audit failed")
+        return f"report: {out / 'audit.html'}"
+
+    prompt_files = [PROMPTS_DIR]
+    steps = [
+        Step(
+            "adapters",
+            _dataset_root(cfg),
+            [utterances],
+            cfg.model_dump(include={"dataset", "root", "protocol", "options"}),
+            adapters,
+        ),
+        Step("profile", [utterances], [profiles_file], {"profiles": cfg.profiles}, profile),
+        Step("generate", [utterances, profiles_file, *prompt_files], [generations], cfg.generate, stage_one),
+        Step("verify", [utterances, profiles_file, generations], [verified], cfg.verify, stage_two),
+        Step(
+            "corpora",
+            [utterances, verified, *prompt_files],
+            [out / "corpora"],
+            cfg.corpus.model_dump(mode="json") | {"hf": cfg.hf_export},
+            corpora,
+        ),
+    ]
+    if cfg.audit:
+        steps.append(Step("audit", [verified, profiles_file, out / "corpora"], [out / "audit.html"], {}, audit))
+    return steps
+
+
+def _profile_model():
+    from pipeline.acoustic import AcousticProfile
+
+    return AcousticProfile
+
+
+def gather_rejects(out: Path) -> int:
+    """One table of every stage's rejects, so an audit finds them in one place."""
+    rejects: list[Reject] = []
+    for name in STAGE_REJECTS:
+        path = out / name
+        if path.is_file():
+            rejects += read_records(path, Reject)
+    write_records(rejects, out / REJECTS, Reject)
+    return len(rejects)
+
+
+def run_data(cfg: DataConfig) -> bool:
+    """Run every step that is not up to date; True when any did work."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_resolved(cfg, out / RESOLVED_CONFIG)
+    did = [run_step(step, out / STAMPS_DIR) for step in build_steps(cfg)]
+    if any(did) or not (out / REJECTS).is_file():
+        print(f"[rejects] {gather_rejects(out)} rejects from every stage in {out / REJECTS}")
+    if not any(did):
+        print(f"nothing to do: {out} is up to date")
+    return any(did)

@@ -1,0 +1,149 @@
+"""Batched, resumable generation and `emoreason eval` end to end, with a tiny random AudioLLM."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import pytest
+import torch
+from test_model_fixtures import tiny_config
+
+from model.audiollm import AudioLLM
+from model.collator import AudioCollator
+from model.eval.metrics import classification_metrics
+from model.eval.report import RunSummary, load_summary, render_html, terminal_table, write_summary
+from model.eval.run import generate_predictions, items_from_dataset, read_predictions, resolve_checkpoint
+from pipeline.cli import main
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evaltiny")
+    torch.manual_seed(0)
+    model = AudioLLM(tiny_config(root)).eval()
+    checkpoint = model.save_pretrained(root / "run" / "checkpoints" / "step-000010" / "model")
+    return model, AudioCollator(model.tokenizer, model.counter, model.config.audio_marker), checkpoint
+
+
+@pytest.fixture(scope="module")
+def items():
+    items, rejects, _ = items_from_dataset("demo", None, split="test")
+    assert not rejects and len(items) == 36
+    return items[:5]
+
+
+def test_generation_is_resumable_and_rejects_unreadable_audio(tiny, items, tmp_path):
+    model, collate, _ = tiny
+    broken = dataclasses.replace(items[0], utterance_id="demo/broken", audio_path=str(tmp_path / "none.flac"))
+    todo = [*items, broken]
+    parts = tmp_path / "predictions"
+    stats = generate_predictions(model, collate, todo, parts, batch_size=2, max_new_tokens=4)
+    assert (stats.answered, stats.rejected, stats.skipped) == (5, 1, 0)
+    rows, rejects = read_predictions(parts)
+    assert sorted(r.utterance_id for r in rows) == sorted(i.utterance_id for i in items)
+    assert [(r.record_id, r.reason, r.stage) for r in rejects] == [("demo/broken", "missing_audio", "eval")]
+    row = rows[0]
+    assert row.prompt and row.gold and row.status in {"final_line", "synonym", "ambiguous", "none", "refusal"}
+    assert row.correct == (row.label == row.gold) and row.latency_s > 0
+    # a re-run asks nothing; a lost part (a run killed mid-way) is asked again, and only it
+    again = generate_predictions(model, collate, todo, parts, batch_size=2, max_new_tokens=4)
+    assert (again.answered, again.skipped) == (0, 6)
+    lost = sorted(parts.glob("part-*.parquet"))[0]
+    lost_ids = set(pd.read_parquet(lost).utterance_id)
+    lost.unlink()
+    resumed = generate_predictions(model, collate, todo, parts, batch_size=2, max_new_tokens=4)
+    assert resumed.answered == len(lost_ids)
+    assert len(read_predictions(parts)[0]) == 5
+
+
+def test_greedy_answers_do_not_depend_on_batching(tiny, items, tmp_path):
+    model, collate, _ = tiny
+    generate_predictions(model, collate, items[:3], tmp_path / "a", batch_size=1, max_new_tokens=4)
+    generate_predictions(model, collate, items[:3], tmp_path / "b", batch_size=3, max_new_tokens=4)
+    one = {r.utterance_id: r.generated for r in read_predictions(tmp_path / "a")[0]}
+    five = {r.utterance_id: r.generated for r in read_predictions(tmp_path / "b")[0]}
+    assert one == five
+
+
+def test_checkpoint_resolution(tiny, tmp_path):
+    _, _, checkpoint = tiny
+    run_dir = checkpoint.parents[2]
+    assert resolve_checkpoint(run_dir) == checkpoint  # latest checkpoints/step-*/model
+    assert resolve_checkpoint(checkpoint) == checkpoint
+    with pytest.raises(FileNotFoundError, match="holds no AudioLLM checkpoint"):
+        resolve_checkpoint(tmp_path)
+
+
+def test_eval_command_end_to_end_with_compare(tiny, tmp_path, capsys):
+    _, _, checkpoint = tiny
+    other = tmp_path / "other"
+    metrics = classification_metrics(["angry", "sad"], ["angry", "angry"], ["angry", "sad"], bootstrap=50)
+    write_summary(
+        RunSummary(
+            name="reference", kind="baseline", dataset="demo", split="test", protocol="all", n_items=2, metrics=metrics
+        ),
+        other,
+    )
+    out = tmp_path / "eval"
+    argv = ["eval", "--checkpoint", str(checkpoint.parents[2]), "--dataset", "demo", "--split", "test", "--limit", "3"]
+    argv += ["--max-new-tokens", "4", "--batch-size", "3", "--out", str(out), "--compare", str(other)]
+    assert main(argv) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "run@step-000010" in printed and "reference" in printed
+    summary = load_summary(out)
+    assert summary.n_items == 3 and summary.metrics.n == 3 and sum(summary.statuses.values()) == 3
+    assert summary.quality is not None and summary.quality.n == 3
+    table = pd.read_parquet(out / "predictions.parquet")
+    assert len(table) == 3 and {"utterance_id", "prompt", "generated", "label", "status", "gold", "latency_s"} <= set(
+        table.columns
+    )
+    assert pd.read_parquet(out / "rejects.parquet").empty  # every demo clip is readable
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 4 and "reference" in page and "Label extraction" in page
+    # resumed: a second run generates nothing and gives the same numbers
+    assert main(argv) == 0
+    assert load_summary(out).metrics == summary.metrics
+    assert load_summary(out).timing["answered_now"] == 0
+    # score-only: no model loaded; of 5 utterances asked, the 3 answered are scored
+    capsys.readouterr()
+    score_only = [*argv[:7], "--limit", "5", "--out", str(out), "--score-only"]
+    assert main(score_only) == 0
+    assert "2 utterances not answered yet; scoring the 3 answered" in capsys.readouterr().err
+    assert load_summary(out).metrics == summary.metrics
+
+
+def test_eval_command_errors_are_clear(tmp_path, capsys):
+    assert main(["eval", "--checkpoint", str(tmp_path / "none"), "--dataset", "demo"]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_report_renders_runs_side_by_side():
+    gold = ["angry", "sad", "happy", "sad"]
+    a = classification_metrics(gold, ["angry", "sad", None, "sad"], ["angry", "happy", "sad"], bootstrap=20)
+    b = classification_metrics(gold, ["sad", "sad", "happy", "angry"], ["angry", "happy", "sad"], bootstrap=20)
+    runs = [
+        RunSummary(name="model A", kind="audiollm", dataset="demo", split="test", protocol="p", n_items=4, metrics=a,
+                   statuses={"final_line": 3, "none": 1}),
+        RunSummary(name="baseline", kind="baseline", dataset="demo", split="test", protocol="p", n_items=4, metrics=b),
+    ]  # fmt: skip
+    text = terminal_table(runs)
+    assert "model A" in text and "75.0 [" in text and "25.0 %" in text  # WA with its interval; 1 of 4 unlabelled
+    page = render_html(runs)
+    assert page.startswith("<!doctype html>") and page.count("<img") == 4  # headline, recall, 2 confusions
+
+
+def test_report_module_aggregates_folds(tmp_path, capsys):
+    from model.eval.report import main as report_main
+
+    labels = ["angry", "sad"]
+    for i, pred in enumerate((["angry", "sad"], ["sad", "sad"])):
+        m = classification_metrics(["angry", "sad"], pred, labels, bootstrap=10)
+        run = RunSummary(name=f"Ses0{i + 1}", kind="audiollm", dataset="iemocap", split="test", protocol="p",
+                         n_items=2, metrics=m)  # fmt: skip
+        write_summary(run, tmp_path / f"fold{i}")
+    out = tmp_path / "folds.html"
+    assert report_main([str(tmp_path / "fold0"), str(tmp_path / "fold1"), "--folds", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "mean ± std (2 folds)" in printed and "75.0 ± 35.4" in printed  # WA 1.0 and 0.5: sample std
+    assert "mean ± std (2 folds)" in out.read_text()
