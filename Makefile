@@ -13,7 +13,7 @@ ARGS ?=
 CONFIG ?= configs/paper.yaml
 GPUS ?= 1
 
-.PHONY: setup data audit test test-all lint bench train train-tiny eval gpu-check clean
+.PHONY: setup data audit test lint bench train train-tiny eval baseline gpu-check demo-corpus clean
 
 setup: $(BIN)/emoreason
 
@@ -48,6 +48,13 @@ train-tiny: setup
 
 eval: setup
 	$(BIN)/emoreason eval $(ARGS)
+
+baseline: setup
+	$(BIN)/emoreason baseline $(ARGS)
+
+# Regenerates the bundled demo audio (needs Debian's espeak-ng and sox; never needed to run).
+demo-corpus: setup
+	$(PY) -m pipeline.demo_corpus.voice
 
 gpu-check: setup
 	$(PY) -m model.gpu_check $(ARGS)
