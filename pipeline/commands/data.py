@@ -15,27 +15,20 @@ import argparse
 import logging
 import sys
 
-import yaml
 from pydantic import ValidationError
 
+from pipeline.commands import adapter_option
 from pipeline.config import load_config
 from pipeline.data_run import DataConfig, run_data
 from pipeline.datasets import DATASETS
 from pipeline.generate import STYLE_TEMPLATES
 
 
-def _option(text: str) -> tuple[str, object]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.replace("-", "_"), yaml.safe_load(value)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", choices=list(DATASETS), help="which adapter (default: demo)")
     parser.add_argument("--root", help="where the dataset lives (the demo corpus is bundled)")
     parser.add_argument("--protocol", help="label protocol (default: the dataset's usual one)")
-    parser.add_argument("-o", "--option", action="append", type=_option, default=[], metavar="KEY=VALUE")
+    parser.add_argument("-o", "--option", action="append", type=adapter_option, default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", help="run folder (default: runs/DATASET)")
     parser.add_argument("--config", help="YAML file with DataConfig fields")
     parser.add_argument("--workers", type=int, help="processes for the acoustic profile")

@@ -18,8 +18,7 @@ import logging
 import sys
 from pathlib import Path
 
-import yaml
-
+from pipeline.commands import adapter_option
 from pipeline.config import load_config, write_resolved
 from pipeline.datasets import DATASETS, load_dataset
 from pipeline.generate import STYLE_TEMPLATES, GenerateConfig, generate
@@ -29,20 +28,12 @@ RESOLVED_CONFIG = "generate.config.yaml"
 PROFILES_DIR = "profiles"  # where `emoreason profile` / `emoreason data` put them under the run folder
 
 
-def _option(text: str) -> tuple[str, object]:
-    """KEY=VALUE with the value read as YAML (as in `emoreason list`), so lists and numbers keep their type."""
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.replace("-", "_"), yaml.safe_load(value)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", choices=list(DATASETS), help="which adapter to use")
     parser.add_argument("--root", help="where the dataset lives (the demo corpus is bundled)")
     parser.add_argument("--protocol", choices=list(PROTOCOLS), help="label protocol (default: the dataset's usual one)")
     parser.add_argument(
-        "-o", "--option", action="append", type=_option, default=[], metavar="KEY=VALUE", help="adapter option"
+        "-o", "--option", action="append", type=adapter_option, default=[], metavar="KEY=VALUE", help="adapter option"
     )
     parser.add_argument("--out", help="run folder (default: runs/DATASET)")
     parser.add_argument("--config", help="YAML file with GenerateConfig fields; flags override it")

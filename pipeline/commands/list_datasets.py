@@ -11,20 +11,11 @@ import argparse
 import sys
 from collections import Counter, defaultdict
 
-import yaml
-
+from pipeline.commands import adapter_option
 from pipeline.datasets import DATASETS, AdapterResult, load_dataset
 from pipeline.labels import PROTOCOLS
 
 DEFAULT_REJECT_EXAMPLES = 3
-
-
-def _option(text: str) -> tuple[str, object]:
-    """KEY=VALUE with the value read as YAML, so numbers, lists and booleans keep their type."""
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.replace("-", "_"), yaml.safe_load(value)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-o",
         "--option",
         action="append",
-        type=_option,
+        type=adapter_option,
         default=[],
         metavar="KEY=VALUE",
         help="adapter option, e.g. -o audio_dir=/data/meld/audio -o test_actors=[21,22,23,24]",

@@ -14,9 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 from pipeline.acoustic.compute import SUMMARY_FILE, compute_profiles
+from pipeline.commands import adapter_option
 from pipeline.datasets import DATASETS, load_dataset
 from pipeline.labels import PROTOCOLS
 
@@ -26,14 +25,6 @@ PROFILES_DIR = "profiles"
 # Profiles ignore labels, and speaker statistics are better the more of a speaker's utterances
 # they see: profile every labelled utterance once, and let each protocol pick its subset.
 PROFILE_PROTOCOL = "all"
-
-
-def _option(text: str) -> tuple[str, object]:
-    """KEY=VALUE with the value read as YAML (numbers, lists and booleans keep their type)."""
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.replace("-", "_"), yaml.safe_load(value)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"label protocol of the utterances to profile (default {PROFILE_PROTOCOL!r}: every labelled utterance)",
     )
     parser.add_argument(
-        "-o", "--option", action="append", type=_option, default=[], metavar="KEY=VALUE", help="adapter option"
+        "-o", "--option", action="append", type=adapter_option, default=[], metavar="KEY=VALUE", help="adapter option"
     )
     parser.add_argument("--out", type=Path, help=f"output folder (default {DEFAULT_RUNS}/DATASET/{PROFILES_DIR})")
     parser.add_argument(
