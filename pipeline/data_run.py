@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.acoustic import compute_profiles, load_profiles
+from pipeline.acoustic import AcousticProfile, compute_profiles, load_profiles
 from pipeline.config import write_resolved
 from pipeline.corpora import CorpusConfig, corpora_for_run
 from pipeline.datasets import load_dataset
@@ -141,9 +141,6 @@ def build_steps(cfg: DataConfig) -> list[Step]:
     def utts() -> list[Utterance]:
         return read_records(utterances, Utterance)
 
-    def has_audio() -> bool:
-        return any(u.audio_path for u in utts())
-
     def adapters() -> str:
         result = load_dataset(cfg.dataset, cfg.root, cfg.protocol, **cfg.options)
         write_records(result.utterances, utterances, Utterance)
@@ -153,11 +150,12 @@ def build_steps(cfg: DataConfig) -> list[Step]:
         return f"{len(result.utterances)} utterances, {len(result.rejects)} rejects"
 
     def profile() -> str:
-        if not cfg.profiles or not has_audio():
+        utterances_ = utts()
+        if not cfg.profiles or not any(u.audio_path for u in utterances_):
             profiles_dir.mkdir(parents=True, exist_ok=True)
-            write_records([], profiles_file, _profile_model())
+            write_records([], profiles_file, AcousticProfile)
             return "no audio in this dataset: no profiles"
-        run = compute_profiles(utts(), profiles_dir, workers=cfg.workers, progress=True)
+        run = compute_profiles(utterances_, profiles_dir, workers=cfg.workers, progress=True)
         return (
             f"{len(run.profiles)} profiles ({run.measured} measured, {run.cached} cached), {len(run.rejects)} rejects"
         )
@@ -171,12 +169,13 @@ def build_steps(cfg: DataConfig) -> list[Step]:
         return run.summary()
 
     def stage_two() -> str:
+        utterances_, profiles = utts(), profiles_or_none()
         blind = None
         if cfg.verify.blind:
-            answers = generate_blind(utts(), profiles_or_none(), cfg.generate, out)
+            answers = generate_blind(utterances_, profiles, cfg.generate, out)
             blind = {uid: answer.emotion for uid, answer in answers.items()}
-        by_id = {u.id: u for u in utts()}
-        stats = verify_file(generations, by_id, profiles_or_none(), cfg.verify, blind, out_path=verified)
+        by_id = {u.id: u for u in utterances_}
+        stats = verify_file(generations, by_id, profiles, cfg.verify, blind, out_path=verified)
         return stats.summary()
 
     def corpora() -> str:
@@ -215,12 +214,6 @@ def build_steps(cfg: DataConfig) -> list[Step]:
     if cfg.audit:
         steps.append(Step("audit", [verified, profiles_file, out / "corpora"], [out / "audit.html"], {}, audit))
     return steps
-
-
-def _profile_model():
-    from pipeline.acoustic import AcousticProfile
-
-    return AcousticProfile
 
 
 def gather_rejects(out: Path) -> int:
