@@ -25,14 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipeline.acoustic import AcousticProfile, compute_profiles, load_profiles
 from pipeline.config import write_resolved
 from pipeline.corpora import CorpusConfig, corpora_for_run
 from pipeline.datasets import load_dataset
 from pipeline.datasets.demo import BUNDLED as DEMO_CORPUS
-from pipeline.generate import GenerateConfig, generate, generate_blind
+from pipeline.generate import STYLE_TEMPLATES, GenerateConfig, generate, generate_blind
 from pipeline.llm.base import Sampling
 from pipeline.llm.config import LLMConfig
 from pipeline.parquet import read_records, write_records
@@ -60,9 +60,15 @@ STAGE_REJECTS = (
 # The embedded 135M teacher runs on a 2-core CPU at tens of tokens a second and, when it loops,
 # loops until max_tokens: one candidate of at most 256 tokens keeps the demo run within minutes.
 # With a real teacher, ask for more (e.g. --n 3 and sampling.max_tokens 768 in a config file).
-EMBEDDED_SAMPLING = Sampling(n=1, max_tokens=224, temperature=0.7)
+# top_p 1: nucleus sampling sorts the whole 49k vocabulary every step (14 % of a decode step in
+# py-spy) while the grammar already narrows what may follow; temperature still shapes the rest.
+EMBEDDED_SAMPLING = Sampling(n=1, max_tokens=224, temperature=0.7, top_p=1.0)
 # Larger batches amortise reading the weights on CPU: 8 -> 32 raised 68 -> 96 tok/s here.
-EMBEDDED_BATCH = 16
+EMBEDDED_BATCH = 32
+# Short prompts for the small teacher: the full templates' ~550-token system prompt was ~40 % of
+# the demo's generate time (prefill), and their format example is what the 135M model copied.
+# Grounded decoding (GenerateConfig.grounded, on for the embedded model) supplies the format.
+EMBEDDED_TEMPLATES = {"acoustic": "rationale/acoustic_compact.v1", "elaborate": "rationale/elaborate_compact.v1"}
 
 
 class DataConfig(BaseModel):
@@ -79,14 +85,42 @@ class DataConfig(BaseModel):
     profiles: bool = Field(True, description="measure the voice (skipped anyway for datasets without audio)")
     generate: GenerateConfig = Field(
         default_factory=lambda: GenerateConfig(
-            sampling=EMBEDDED_SAMPLING, max_parse_retries=0, llm=LLMConfig(batch_size=EMBEDDED_BATCH)
+            sampling=EMBEDDED_SAMPLING,
+            max_parse_retries=0,
+            llm=LLMConfig(batch_size=EMBEDDED_BATCH),
+            templates=EMBEDDED_TEMPLATES,
         ),
-        description="stage one; the defaults suit the embedded 135M teacher (see EMBEDDED_SAMPLING)",
+        description="stage one; the defaults suit the embedded 135M teacher (EMBEDDED_SAMPLING, EMBEDDED_TEMPLATES)",
     )
     verify: VerifyConfig = Field(default_factory=VerifyConfig)
     corpus: CorpusConfig = Field(default_factory=CorpusConfig)
     hf_export: bool = Field(True, description="also save the corpora as a Hugging Face DatasetDict")
     audit: bool = True
+
+    @model_validator(mode="after")
+    def _teacher_defaults(self) -> DataConfig:
+        """The defaults above are tuned for the embedded 135M teacher. For any other teacher, what
+        still equals an embedded default goes back to stage one's general default (full templates,
+        longer answers, nucleus sampling, best of DEFAULT_CANDIDATES, parse retries); values set to
+        anything else are kept. The resolved config written beside the outputs shows the result."""
+        if self.generate.llm.model == "embedded":
+            return self
+        general, generate_cfg = GenerateConfig(), self.generate
+        generate_cfg.templates = {
+            style: STYLE_TEMPLATES[style] if EMBEDDED_TEMPLATES.get(style) == template else template
+            for style, template in generate_cfg.templates.items()
+        }
+        if generate_cfg.max_parse_retries == 0:
+            generate_cfg.max_parse_retries = general.max_parse_retries
+        sampling = {
+            name: getattr(general.sampling, name)
+            for name in type(EMBEDDED_SAMPLING).model_fields
+            if getattr(generate_cfg.sampling, name) == getattr(EMBEDDED_SAMPLING, name)
+        }
+        generate_cfg.sampling = generate_cfg.sampling.model_copy(update=sampling)
+        if generate_cfg.llm.batch_size == EMBEDDED_BATCH:
+            generate_cfg.llm.batch_size = LLMConfig().batch_size
+        return self
 
 
 @dataclass

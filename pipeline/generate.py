@@ -15,6 +15,10 @@ raw text is kept in a row with ``error = "invalid_answer: ..."``. Every (utteran
 candidate) ends as exactly one row: an answer, or an error whose prefix before ':' is its reason
 (``missing_transcript``, ``missing_profile``, ``request_failed``, ``invalid_answer``, ...). The
 rows with errors are also written as :class:`pipeline.records.Reject` rows for the audit.
+
+With grounded decoding (``cfg.grounded``; on for the embedded teacher) each utterance's request
+carries its own answer schema (:mod:`pipeline.grounded`), keyed into the cache like any schema, and
+its rows record ``schema_version = "rationale-v1+grounded-v1"``.
 """
 
 from __future__ import annotations
@@ -33,9 +37,11 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from tqdm import tqdm
 
+from pipeline.grounded import GROUNDED_SCHEMA_VERSION, grounded_answer_model
 from pipeline.labels import protocol
 from pipeline.llm.base import LLMClient, LLMRequest, LLMResult, Sampling
 from pipeline.llm.config import LLMConfig, make_client
+from pipeline.llm.embedded import EMBEDDED
 from pipeline.parquet import arrow_schema, write_records, write_table_atomic
 from pipeline.prompts import PromptError, RenderedPrompt, Template, load_template
 from pipeline.rationale import ANSWER_SCHEMA_VERSION, BlindAnswer, RationaleAnswer
@@ -78,6 +84,12 @@ class GenerateConfig(BaseModel):
         Sampling(n=DEFAULT_CANDIDATES), description="sampling.n = candidates per utterance and style"
     )
     llm: LLMConfig = Field(default_factory=LLMConfig)
+    grounded: bool | None = Field(
+        None,
+        description="grounded decoding (pipeline.grounded): a per-utterance answer schema whose cues can only be "
+        "transcript spans, measured cues or earlier turns, and whose emotion is the gold label; "
+        "None = on for the embedded teacher only",
+    )
     max_parse_retries: int = Field(2, ge=0, description="re-asks of a candidate that does not parse")
     max_context_turns: int = Field(8, ge=0, description="earlier dialogue turns shown to the teacher")
     limit: int | None = Field(None, ge=1, description="only the first N utterances")
@@ -96,6 +108,11 @@ class GenerateConfig(BaseModel):
     @classmethod
     def _all_styles(cls, value: dict[str, str]) -> dict[str, str]:
         return {**STYLE_TEMPLATES, **value}
+
+    def resolved_grounded(self, model: str) -> bool:
+        """Whether requests to ``model`` (the one answering) use grounded decoding."""
+        # A 135M model fabricates whatever the schema lets it; a capable teacher is verified as is.
+        return self.grounded if self.grounded is not None else model == EMBEDDED
 
     def resolved_styles(self, have_profiles: bool) -> list[str]:
         styles = self.styles or (["acoustic"] if have_profiles else ["elaborate"])
@@ -134,6 +151,8 @@ class _Style:
     answer_model: type[BaseModel]
     schema: dict[str, Any]
     prefix: str
+    who: tuple[str, str]  # backend, model: for the keys of grounded schemas
+    sampling_json: str
 
 
 @dataclass
@@ -149,13 +168,17 @@ class _Candidate:
 
 @dataclass
 class _Slot:
-    """One (utterance, style): its prompt, and one state per candidate."""
+    """One (utterance, style): its prompt and answer schema, and one state per candidate."""
 
     utterance: Utterance
     style: _Style
     prompt: RenderedPrompt | None
     key: str = ""
     candidates: list[_Candidate] = field(default_factory=list)
+    schema: dict[str, Any] | None = None  # the style's, or this utterance's grounded schema
+    prefix: str = ""  # cache-key prefix of that schema
+    schema_version: str = ANSWER_SCHEMA_VERSION
+    error: str | None = None  # "reason: detail" when this utterance cannot fill the template
 
 
 def _now() -> dt.datetime:
@@ -266,7 +289,7 @@ def generate(
     runner = _Runner(client, cfg.llm, cache, cfg.progress)
     try:
         styles = [_load_style(s, cfg, who) for s in cfg.resolved_styles(profiles is not None)]
-        slots = _render(utts, profiles, styles, cfg)
+        slots = _render(utts, profiles, styles, cfg, grounded=cfg.resolved_grounded(who[1]))
         _ask(slots, cfg, runner)
         for attempt in range(1, cfg.max_parse_retries + 1):
             if not _retry(slots, cfg, runner, attempt):
@@ -359,36 +382,65 @@ def _load_style(name: str, cfg: GenerateConfig, who: tuple[str, str]) -> _Style:
         schema_version=ANSWER_SCHEMA_VERSION,
         schema_json=canonical_json(schema),
     )
-    return _Style(name, template, answer_model, schema, prefix)
+    return _Style(name, template, answer_model, schema, prefix, who, sampling_json(cfg.sampling))
+
+
+def _grounded_schema(style: _Style, fields: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """This utterance's grounded answer schema and its cache-key prefix (see pipeline.grounded)."""
+    used = style.template.fields
+    label_blind = "emotion" not in used  # the schema must not reveal the label the prompt withholds
+    model = grounded_answer_model(
+        transcript=fields["transcript"] if "transcript" in used else None,
+        cues=fields["cues"] if "cues" in used else None,
+        context=fields["context"] if "context" in used else (),
+        emotions=fields["labels"] if label_blind else [getattr(fields["emotion"], "value", fields["emotion"])],
+    )
+    schema = model.model_json_schema()
+    prefix = key_prefix(
+        template_id=style.template.id,
+        template_hash=style.template.hash,
+        backend=style.who[0],
+        model=style.who[1],
+        sampling_json=style.sampling_json,
+        schema_version=GROUNDED_SCHEMA_VERSION,
+        schema_json=canonical_json(schema),
+    )
+    return schema, prefix
 
 
 def _render(
-    utts: Sequence[Utterance], profiles: dict[str, HasCues] | None, styles: Sequence[_Style], cfg: GenerateConfig
+    utts: Sequence[Utterance],
+    profiles: dict[str, HasCues] | None,
+    styles: Sequence[_Style],
+    cfg: GenerateConfig,
+    grounded: bool,
 ) -> list[_Slot]:
     slots = []
     n = cfg.sampling.n
     for utt in utts:
         profile = profiles.get(utt.id) if profiles is not None else None
         for style in styles:
-            prompt, error = _render_one(style, utt, profile, cfg)
-            if prompt is None:
-                slots.append(_Slot(utt, style, None, candidates=[_Candidate(error=error) for _ in range(n)]))
-            else:
-                key = request_key(style.prefix, prompt.messages)
-                slots.append(_Slot(utt, style, prompt, key, [_Candidate() for _ in range(n)]))
+            slot = _render_one(style, utt, profile, cfg, grounded)
+            slot.candidates = [_Candidate(error=slot.error) for _ in range(n)]
+            if slot.prompt is not None:
+                slot.key = request_key(slot.prefix, slot.prompt.messages)
+            slots.append(slot)
     return slots
 
 
-def _render_one(
-    style: _Style, utt: Utterance, profile: HasCues | None, cfg: GenerateConfig
-) -> tuple[RenderedPrompt | None, str | None]:
-    """(prompt, None), or (None, "reason: detail") when this utterance cannot fill the template."""
+def _render_one(style: _Style, utt: Utterance, profile: HasCues | None, cfg: GenerateConfig, grounded: bool) -> _Slot:
+    """A slot with its prompt and schema, or with ``error`` when the utterance cannot fill the template."""
     try:
-        return style.template.render(**_prompt_fields(utt, profile, cfg)), None
+        fields = _prompt_fields(utt, profile, cfg)
+        prompt = style.template.render(**fields)
+        if not grounded:
+            return _Slot(utt, style, prompt, schema=style.schema, prefix=style.prefix)
+        schema, prefix = _grounded_schema(style, fields)
+        return _Slot(utt, style, prompt, schema=schema, prefix=prefix, schema_version=GROUNDED_SCHEMA_VERSION)
     except PromptError as exc:  # missing transcript, profile, ...: the reason leads the message
-        return None, str(exc)
-    except ValueError as exc:  # an unknown label protocol
-        return None, f"invalid_input: {exc}"
+        return _Slot(utt, style, None, error=str(exc))
+    except ValueError as exc:  # an unknown label protocol, nothing a grounded answer could cite
+        return _Slot(utt, style, None, error=f"invalid_input: {exc}")
 
 
 def _ask(slots: list[_Slot], cfg: GenerateConfig, runner: _Runner) -> None:
@@ -398,7 +450,7 @@ def _ask(slots: list[_Slot], cfg: GenerateConfig, runner: _Runner) -> None:
         if slot.prompt is not None and slot.key not in requests:
             # Identical prompts (same words, context, label and cues) share one request and its answer.
             req = LLMRequest(
-                key=slot.key, messages=slot.prompt.messages, json_schema=slot.style.schema, sampling=cfg.sampling
+                key=slot.key, messages=slot.prompt.messages, json_schema=slot.schema, sampling=cfg.sampling
             )
             requests[slot.key] = (req, slot.style)
     results = runner.resolve(requests, "generate")
@@ -429,13 +481,11 @@ def _retry(slots: list[_Slot], cfg: GenerateConfig, runner: _Runner, attempt: in
             cand = slot.candidates[i]
             if cand.error is None or not cand.error.startswith("invalid_answer"):
                 continue
-            key = request_key(slot.style.prefix, slot.prompt.messages, attempt=f"retry:{attempt}:{i}")
+            key = request_key(slot.prefix, slot.prompt.messages, attempt=f"retry:{attempt}:{i}")
             pending.append((slot, i, key))
             if key not in requests:
                 sampling = _retry_sampling(cfg.sampling, attempt, i)
-                req = LLMRequest(
-                    key=key, messages=slot.prompt.messages, json_schema=slot.style.schema, sampling=sampling
-                )
+                req = LLMRequest(key=key, messages=slot.prompt.messages, json_schema=slot.schema, sampling=sampling)
                 requests[key] = (req, slot.style)
     if not pending:
         return False
@@ -475,7 +525,7 @@ def _records(slot: _Slot, cfg: GenerateConfig, who: tuple[str, str]) -> Iterator
             template_id=style.template.id,
             template_hash=style.template.hash,
             sampling=sampling_json(cand.sampling or cfg.sampling),
-            schema_version=ANSWER_SCHEMA_VERSION,
+            schema_version=slot.schema_version,
             request_key=result.key if result is not None else "",
             attempts=cand.attempts,
             prompt_tokens=result.prompt_tokens if result is not None else 0,

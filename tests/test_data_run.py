@@ -21,6 +21,7 @@ def _config(url: str, out, **extra) -> DataConfig:
             "generate.llm.backend": "openai",
             "generate.llm.base_urls": [url],
             "generate.llm.model": "scripted",
+            "generate.sampling.n": 2,  # a non-embedded teacher's default: best of two
         },
     )
 
@@ -38,7 +39,7 @@ def test_demo_run_writes_every_output_then_does_nothing(tmp_path, capsys):
         assert (out / "audit.html").is_file() and (out / "data.config.yaml").is_file()
         assert (out / "hf" / "README.md").is_file()
         verified = pd.read_parquet(out / "verified.parquet")
-        assert len(verified) == 6 and {"accepted", "reasons", "template_hash", "model"} <= set(verified.columns)
+        assert len(verified) == 12 and {"accepted", "reasons", "template_hash", "model"} <= set(verified.columns)
         assert set(verified["model"]) == {"scripted"}
         corpora = pd.read_parquet(out / "corpora" / "train.parquet")
         assert {"asr", "emotion_recognition"} <= set(corpora["task"])
@@ -59,3 +60,22 @@ def test_a_changed_step_config_reruns_that_step_and_those_after(tmp_path, capsys
         printed = capsys.readouterr().out
     assert "[generate] up to date, skipped" in printed
     assert "[verify] running" in printed and "[corpora] running" in printed
+
+
+def test_embedded_tuning_is_not_applied_to_another_teacher():
+    from pipeline.config import load_config
+    from pipeline.data_run import EMBEDDED_SAMPLING, EMBEDDED_TEMPLATES, DataConfig
+    from pipeline.generate import STYLE_TEMPLATES, GenerateConfig
+
+    embedded = load_config(DataConfig, None, {})
+    assert embedded.generate.templates == {**STYLE_TEMPLATES, **EMBEDDED_TEMPLATES}
+    assert embedded.generate.sampling == EMBEDDED_SAMPLING
+    general = GenerateConfig()
+    other = load_config(
+        DataConfig, None, {"generate.llm.backend": "openai", "generate.llm.model": "Qwen/Qwen2.5-7B-Instruct"}
+    )
+    assert other.generate.templates == STYLE_TEMPLATES
+    assert other.generate.sampling == general.sampling and other.generate.max_parse_retries == general.max_parse_retries
+    chosen = load_config(DataConfig, None, {"generate.llm.model": "Qwen/Qwen2.5-7B-Instruct", "generate.sampling.n": 3})
+    assert chosen.generate.sampling.n == 3  # set by the user: kept
+    assert chosen.generate.sampling.max_tokens == general.sampling.max_tokens

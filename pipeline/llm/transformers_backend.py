@@ -9,14 +9,31 @@ Structured output: each request's JSON schema is compiled once into an xgrammar 
 processor masks, at every step and for every row, the tokens the grammar forbids. transformers
 applies user logits processors before its temperature/top-p warpers, so sampling only ever sees
 allowed tokens. Determinism: the seed is set before each batch, so a fixed set of requests in a
-fixed order reproduces its output; temperature 0 is greedy.
+fixed order reproduces its output; temperature 0 is greedy. Every request may carry its own schema
+(grounded decoding builds one per utterance): compiled grammars are kept in an LRU of
+``GRAMMAR_CACHE`` entries, and xgrammar's compiler caches the rules that schemas share, so a new
+per-utterance schema compiles in ~50 ms after the first.
+
+Shared prompt prefix: the prompts of one batch usually share a long head (chat template + system
+prompt: ~550 of ~630 tokens for the demo's acoustic.v1 prompts). Its keys and values are computed
+once, for one row, and repeated for every row; each row's own tokens follow after the padding::
+
+    [shared prefix][pad .. pad][own tokens of row i]      attention mask 1..1 0..0 1..1
+
+generate() derives position ids from the attention mask, so a row's own tokens continue at the
+prefix's length whatever its padding. On the 2-core dev VM (one thread) this cut the prefill of a
+demo batch of 16 acoustic.v1 prompts from 41.8 s to 6.3 s (compact prompts: 10.0 s to 4.8 s). A
+model whose cache cannot be repeated falls back to the plain path.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
+import os
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from itertools import groupby, islice
 from typing import Any
@@ -36,6 +53,9 @@ log = logging.getLogger(__name__)
 # Tighten that class to what JSON allows unescaped. (Its plain strings already exclude them.)
 BOUNDED_STRING_FIX = (r"[^\"\\\r\n]", r"[^\0-\x1f\"\\]")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+GRAMMAR_CACHE = 512  # compiled grammars kept: a batch's worth many times over, bounded for per-utterance schemas
+# Below this many shared tokens, a separate prefix forward pass costs more than it saves.
+MIN_SHARED_PREFIX = 16
 
 
 class GrammarLogitsProcessor(LogitsProcessor):
@@ -99,7 +119,8 @@ class TransformersClient:
         info = xgr.TokenizerInfo.from_huggingface(self.tokenizer, vocab_size=vocab, stop_token_ids=self.eos_ids)
         self.vocab_size = vocab
         self.compiler = xgr.GrammarCompiler(info)
-        self.grammars: dict[str, xgr.CompiledGrammar] = {}
+        self.grammars: OrderedDict[str, xgr.CompiledGrammar] = OrderedDict()
+        self.share_prefix = True  # turned off for good if this model's cache cannot be repeated
 
     def _eos_ids(self) -> list[int]:
         eos = self.net.generation_config.eos_token_id
@@ -111,12 +132,16 @@ class TransformersClient:
 
     def grammar(self, schema: dict[str, Any]) -> xgr.CompiledGrammar:
         key = json.dumps(schema, sort_keys=True)
-        if key not in self.grammars:
-            # Compact JSON: a small model given free whitespace can pad forever. Properties keep
-            # the schema's order (the sorted key is only the cache key).
-            grammar = str(xgr.Grammar.from_json_schema(json.dumps(schema), any_whitespace=False, strict_mode=True))
-            self.grammars[key] = self.compiler.compile_grammar(grammar.replace(*BOUNDED_STRING_FIX))
-        return self.grammars[key]
+        if key in self.grammars:
+            self.grammars.move_to_end(key)
+            return self.grammars[key]
+        # Compact JSON: a small model given free whitespace can pad forever. Properties keep
+        # the schema's order (the sorted key is only the cache key).
+        grammar = str(xgr.Grammar.from_json_schema(json.dumps(schema), any_whitespace=False, strict_mode=True))
+        compiled = self.grammars[key] = self.compiler.compile_grammar(grammar.replace(*BOUNDED_STRING_FIX))
+        if len(self.grammars) > GRAMMAR_CACHE:
+            self.grammars.popitem(last=False)
+        return compiled
 
     def run(self, requests: Iterable[LLMRequest]) -> Iterator[LLMResult]:
         it = iter(requests)
@@ -157,15 +182,50 @@ class TransformersClient:
             results.extend(LLMResult(key=r.key, error=error, latency_s=time.perf_counter() - start) for r, _ in ok)
         return results
 
+    def _shared_prefix_length(self, prompts: list[list[int]]) -> int:
+        """Tokens every prompt of the batch starts with (0 when sharing them is not worth it)."""
+        if not self.share_prefix or len(prompts) < 2:
+            return 0
+        # Every row keeps at least one token of its own: generate() needs a last token to continue from.
+        shared = min(len(os.path.commonprefix(prompts)), min(map(len, prompts)) - 1)
+        return shared if shared >= MIN_SHARED_PREFIX else 0
+
+    def _prefix_cache(self, head: list[int], rows: int) -> Any:
+        """The model's cache after reading ``head`` once, repeated for ``rows`` rows; None if unsupported."""
+        try:
+            # Only the cache is wanted: skip the (P, vocab) logits where the model allows it.
+            keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(self.net.forward).parameters else {}
+            out = self.net(input_ids=torch.tensor([head], device=self.device), use_cache=True, **keep)  # (1, P)
+            out.cache.batch_repeat_interleave(rows)  # AttributeError when the model returns no cache
+            return out.cache
+        except Exception:  # e.g. a recurrent or static cache: the plain path is always correct
+            log.warning("%s: cannot share the prompt prefix's cache; using plain batches", self.model, exc_info=True)
+            self.share_prefix = False
+            return None
+
+    def _layout(self, prompts: list[list[int]], shared: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Input ids and attention mask, (B, T) each: [shared head][left padding][own tokens] per row."""
+        head, pad = prompts[0][:shared], self.tokenizer.pad_token_id
+        width = shared + max(len(ids) - shared for ids in prompts)
+        rows, masks = [], []
+        for ids in prompts:
+            gap = width - len(ids)
+            rows.append(head + [pad] * gap + ids[shared:])
+            masks.append([1] * shared + [0] * gap + [1] * (len(ids) - shared))
+        return torch.tensor(rows, device=self.device), torch.tensor(masks, device=self.device)
+
     @torch.inference_mode()
     def _generate(self, ok: list[tuple[LLMRequest, list[int]]], sampling: Sampling, start: float) -> list[LLMResult]:
         greedy = sampling.temperature <= 0
         # Greedy candidates are identical: compute one, copy it n times.
         per_request = 1 if greedy else sampling.n
-        width = max(len(ids) for _, ids in ok)
-        pad = self.tokenizer.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for _, ids in ok], device=self.device)  # (B, T)
-        attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for _, ids in ok], device=self.device)
+        prompts = [ids for _, ids in ok]
+        shared = self._shared_prefix_length(prompts)
+        cache = self._prefix_cache(prompts[0][:shared], len(ok) * per_request) if shared else None
+        if cache is None:
+            shared = 0  # plain left padding
+        input_ids, attention = self._layout(prompts, shared)  # (B, T) each
+        width = input_ids.shape[1]
         grammars = [self.grammar(r.json_schema) if r.json_schema is not None else None for r, _ in ok]
         rows = [g for g in grammars for _ in range(per_request)]  # generate repeats each prompt n times
         constrain = GrammarLogitsProcessor(rows, self.eos_ids[0], self.vocab_size)
@@ -181,6 +241,8 @@ class TransformersClient:
                 "top_k": None,
             }
         )
+        if cache is not None:
+            kwargs["cache"] = cache
         out = self.net.generate(
             input_ids=input_ids,
             attention_mask=attention,
@@ -188,7 +250,7 @@ class TransformersClient:
             num_return_sequences=per_request,
             logits_processor=[constrain],
             eos_token_id=self.eos_ids,
-            pad_token_id=pad,
+            pad_token_id=self.tokenizer.pad_token_id,
             **kwargs,
         )  # (B * per_request, T + new)
         new = out[:, width:].tolist()

@@ -1,0 +1,84 @@
+"""Stage one with grounded decoding: per-utterance schemas, provenance, cache keys, label-blind safety."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from test_generate import FakeClient, cfg, utt
+
+from pipeline.data_run import EMBEDDED_TEMPLATES, DataConfig
+from pipeline.generate import GenerateConfig, generate, generate_blind
+from pipeline.grounded import GROUNDED_SCHEMA_VERSION
+from pipeline.labels import PROTOCOLS
+from pipeline.llm.base import LLMRequest
+from pipeline.parquet import read_records
+from pipeline.records import GenerationRecord, Reject
+
+
+def allowed(prop: dict) -> list[str]:
+    """The values a JSON-schema string property allows (pydantic writes a one-value Literal as const)."""
+    return prop["enum"] if "enum" in prop else [prop["const"]]
+
+
+def grounded_reply(req: LLMRequest, _: int) -> list[str]:
+    """An answer built from what the request's own schema allows: its first lexical span."""
+    lexical = next(d for d in req.json_schema["$defs"].values() if d["properties"]["kind"]["const"] == "lexical")
+    emotion = allowed(req.json_schema["properties"]["emotion"])[0]
+    answer = {
+        "evidence": [{"kind": "lexical", "cue": allowed(lexical["properties"]["cue"])[-1], "suggests": "delight"}],
+        "reasoning": "The speaker sounds pleased with it.",
+        "emotion": emotion,
+    }
+    return [json.dumps(answer)] * req.sampling.n
+
+
+def test_each_utterance_gets_its_own_schema_and_the_rows_say_so(tmp_path: Path) -> None:
+    client = FakeClient(grounded_reply)
+    utts = [utt(0, "This is great!"), utt(1, "What a lovely day.")]
+    run = generate(utts, None, cfg(grounded=True), tmp_path, client)
+    schemas = [req.json_schema for req in client.seen]
+    assert [s["title"] for s in schemas] == ["GroundedAnswer"] * 2 and schemas[0] != schemas[1]
+    assert all(allowed(s["properties"]["emotion"]) == ["happy"] for s in schemas)  # the gold label only
+    lexical = [allowed(d["properties"]["cue"]) for d in schemas[1]["$defs"].values() if "Lexical" in d["title"]][0]
+    assert "What a lovely day" in lexical and "This is great" not in lexical
+    records = read_records(run.path, GenerationRecord)
+    assert run.answers == 4 and {r.schema_version for r in records} == {GROUNDED_SCHEMA_VERSION}
+    assert records[2].answer.evidence[0].cue in lexical
+
+
+def test_grounding_changes_the_cache_key_and_a_rerun_is_free(tmp_path: Path) -> None:
+    plain = generate([utt(0)], None, cfg(grounded=False), tmp_path / "a", FakeClient())
+    grounded = generate([utt(0)], None, cfg(grounded=True), tmp_path / "a", FakeClient(grounded_reply))
+    assert plain.records[0].request_key != grounded.records[0].request_key
+    assert plain.records[0].schema_version == "rationale-v1"
+    again = FakeClient(grounded_reply)
+    rerun = generate([utt(0)], None, cfg(grounded=True), tmp_path / "a", again)
+    assert again.seen == [] and rerun.cache_hits == 1
+    assert [r.request_key for r in rerun.records] == [r.request_key for r in grounded.records]
+
+
+def test_grounded_by_default_for_the_embedded_teacher_only() -> None:
+    assert GenerateConfig().resolved_grounded("embedded") is True
+    assert GenerateConfig().resolved_grounded("google/gemma-2-9b-it") is False
+    assert GenerateConfig(grounded=False).resolved_grounded("embedded") is False
+    assert GenerateConfig(grounded=True).resolved_grounded("google/gemma-2-9b-it") is True
+    data = DataConfig().generate
+    assert data.templates["acoustic"] == EMBEDDED_TEMPLATES["acoustic"] and data.resolved_grounded(data.llm.model)
+
+
+def test_label_blind_schema_never_reveals_the_gold_label(tmp_path: Path) -> None:
+    client = FakeClient(grounded_reply)
+    generate_blind([utt(0)], None, cfg(grounded=True), tmp_path, client)
+    (req,) = client.seen
+    assert allowed(req.json_schema["properties"]["emotion"]) == PROTOCOLS["all"].names
+
+
+def test_an_utterance_with_nothing_to_cite_is_a_row_not_a_crash(tmp_path: Path) -> None:
+    client = FakeClient(grounded_reply)
+    run = generate([utt(0, "...", context=[]), utt(1)], None, cfg(grounded=True), tmp_path, client)
+    assert len(client.seen) == 1
+    bad = [r for r in run.records if r.utterance_id == "demo/000"]
+    assert len(bad) == 2 and all(r.error.startswith("invalid_input: nothing to cite") for r in bad)
+    rejects = read_records(run.rejects_path, Reject)
+    assert {r.reason for r in rejects} == {"invalid_input"}
