@@ -20,6 +20,7 @@ from model.config import AudioLLMConfig
 from model.encoders.base import FrameSpec
 
 SEPARATOR_INIT_STD = 0.02  # like token embeddings of most decoders
+INPUT_NORM_MIN_STD = 1e-4  # a feature constant over the fitting clips is centred, not blown up
 
 
 def group_size(spec: FrameSpec, tokens_per_30s: int, stream: str) -> int:
@@ -84,15 +85,43 @@ def build_counter(cfg: AudioLLMConfig, speech_spec: FrameSpec, emotion_spec: Fra
 class Adapter(nn.Module):
     """(B, T, D) frames -> (B, N, out) tokens; clip i's first ``counts[i]`` tokens are its own."""
 
-    def __init__(self, in_dim: int, group: int, grouping: str, hidden: list[int], out_dim: int, separator: bool):
+    def __init__(
+        self,
+        in_dim: int,
+        group: int,
+        grouping: str,
+        hidden: list[int],
+        out_dim: int,
+        separator: bool,
+        input_norm: bool = False,
+    ):
         super().__init__()
         self.group, self.grouping = group, grouping
+        self.input_norm = input_norm
+        if input_norm:  # fitted by set_input_norm before training; saved with the checkpoint
+            self.register_buffer("input_mean", torch.zeros(in_dim))
+            self.register_buffer("input_std", torch.ones(in_dim))
+            self.register_buffer("input_norm_fitted", torch.tensor(False))
         width = in_dim * group if grouping == "stack" else in_dim
         h1, h2 = hidden
         self.mlp = nn.Sequential(nn.Linear(width, h1), nn.SiLU(), nn.Linear(h1, h2), nn.SiLU(), nn.Linear(h2, out_dim))
         self.separator = nn.Parameter(torch.randn(out_dim) * SEPARATOR_INIT_STD) if separator else None
 
+    def set_input_norm(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        if not self.input_norm:
+            raise ValueError("this adapter was built without input_norm")
+        self.input_mean.copy_(mean)
+        self.input_std.copy_(std.clamp(min=INPUT_NORM_MIN_STD))
+        self.input_norm_fitted.fill_(True)
+
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        if self.input_norm:
+            if not bool(self.input_norm_fitted):
+                raise ValueError(
+                    "adapter.input_norm is on but its statistics were never fitted: train with model.train "
+                    "(which fits them first) or call AudioLLM.fit_input_norm"
+                )
+            frames = (frames - self.input_mean.to(frames.dtype)) / self.input_std.to(frames.dtype)
         batch, _, dim = frames.shape
         n_max = int(counts.max())
         span = n_max * self.group

@@ -40,7 +40,7 @@ LORA_MARKER = "lora_"  # peft names every LoRA parameter lora_A / lora_B / lora_
 @dataclass
 class AudioLLMOutput:
     loss: torch.Tensor | None  # mean cross-entropy over answer tokens; None without labels
-    logits: torch.Tensor  # (B, L, vocab)
+    logits: torch.Tensor  # (B, L, vocab); (answer tokens, vocab) when only the loss needs them
     audio_tokens: torch.Tensor  # (B,) audio tokens per clip
 
 
@@ -102,6 +102,7 @@ class AudioLLM(nn.Module):
             cfg.adapter.speech_hidden,
             speech_width,
             self.counter.separators,
+            cfg.adapter.input_norm,
         )
         self.emotion_adapter = Adapter(
             self.emotion_encoder.hidden_size,
@@ -110,6 +111,7 @@ class AudioLLM(nn.Module):
             cfg.adapter.emotion_hidden,
             emotion_width,
             self.counter.separators,
+            cfg.adapter.input_norm,
         )
         for p in self.parameters():
             p.requires_grad_(False)
@@ -170,18 +172,26 @@ class AudioLLM(nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and any(p.requires_grad for p in encoder.parameters())):
             return encoder(*args, **kwargs)
 
+    def encoder_frames(
+        self, waveforms: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """What each adapter reads: (frames (B, T, D), valid frames (B,)) of the speech and the emotion stream."""
+        cfg = self.config
+        speech = self._run(self.speech_encoder, waveforms, lengths, cfg.speech.window)
+        last_only = cfg.emotion.layer in (-1, self.emotion_encoder.num_hidden_states - 1)
+        emotion = self._run(self.emotion_encoder, waveforms, lengths, cfg.emotion.window, all_layers=not last_only)
+        emotion_frames = emotion.hidden_states[-1] if last_only else self.emotion_layers(emotion.hidden_states)
+        return (speech.hidden_states[-1], speech.lengths), (emotion_frames, emotion.lengths)
+
     def encode_audio(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(sum of audio tokens, d) in clip order, and the tokens per clip (B,)."""
         cfg = self.config
         counts = [self.counter.stream_tokens(int(n)) for n in lengths.tolist()]
         speech_counts = torch.tensor([c[0] for c in counts], device=lengths.device)
         emotion_counts = torch.tensor([c[1] for c in counts], device=lengths.device)
-        speech = self._run(self.speech_encoder, waveforms, lengths, cfg.speech.window)
-        last_only = cfg.emotion.layer in (-1, self.emotion_encoder.num_hidden_states - 1)
-        emotion = self._run(self.emotion_encoder, waveforms, lengths, cfg.emotion.window, all_layers=not last_only)
-        emotion_frames = emotion.hidden_states[-1] if last_only else self.emotion_layers(emotion.hidden_states)
-        speech_tokens = self.speech_adapter(speech.hidden_states[-1], speech.lengths, speech_counts)  # (B, Ns, ds)
-        emotion_tokens = self.emotion_adapter(emotion_frames, emotion.lengths, emotion_counts)  # (B, Ne, de)
+        (speech_frames, speech_valid), (emotion_frames, emotion_valid) = self.encoder_frames(waveforms, lengths)
+        speech_tokens = self.speech_adapter(speech_frames, speech_valid, speech_counts)  # (B, Ns, ds)
+        emotion_tokens = self.emotion_adapter(emotion_frames, emotion_valid, emotion_counts)  # (B, Ne, de)
         audio = fuse(
             cfg.fusion.mode,
             speech_tokens,
@@ -193,6 +203,38 @@ class AudioLLM(nn.Module):
         )
         totals = torch.tensor([self.counter(int(n)) for n in lengths.tolist()], device=lengths.device)
         return audio, totals
+
+    @property
+    def needs_input_norm(self) -> bool:
+        return self.config.adapter.input_norm
+
+    @torch.no_grad()
+    def fit_input_norm(self, batches: Iterable[Batch]) -> int:
+        """Each adapter's input mean and std over every valid frame of ``batches`` (the trainer
+        passes a fixed sample of training clips); returns the clips seen. The emotion stream is
+        read through the layer weights as they are now (uniform before training)."""
+        if not self.needs_input_norm:
+            raise ValueError("adapter.input_norm is off in this model's config")
+        sums: list[list[torch.Tensor | float]] = [[0.0, 0.0, 0], [0.0, 0.0, 0]]  # sum, sum of squares, frames
+        clips, was_training = 0, self.training
+        self.eval()  # no dropout or SpecAugment masks in the statistics
+        for batch in batches:
+            streams = self.encoder_frames(batch.waveforms, batch.waveform_lengths)
+            for acc, (frames, valid) in zip(sums, streams, strict=True):
+                keep = torch.arange(frames.shape[1], device=frames.device)[None, :] < valid[:, None]
+                x = frames[keep].double()  # (valid frames, D)
+                acc[0] = acc[0] + x.sum(0)
+                acc[1] = acc[1] + (x * x).sum(0)
+                acc[2] += x.shape[0]
+            clips += len(batch.waveform_lengths)
+        self.train(was_training)
+        if clips == 0:
+            raise ValueError("fit_input_norm: no clips")
+        for adapter, (total, squares, n) in zip((self.speech_adapter, self.emotion_adapter), sums, strict=True):
+            mean = total / n
+            std = (squares / n - mean * mean).clamp(min=0).sqrt()
+            adapter.set_input_norm(mean.float(), std.float())
+        return clips
 
     def embed(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Token embeddings with the audio scattered into the placeholder positions."""
@@ -208,15 +250,31 @@ class AudioLLM(nn.Module):
         mask = batch.audio_mask[..., None].expand_as(embeds)
         return embeds.masked_scatter(mask, audio.to(embeds.dtype)), totals
 
-    def forward(self, batch: Batch) -> AudioLLMOutput:
+    def forward(self, batch: Batch, all_logits: bool = False) -> AudioLLMOutput:
+        """Logits and, when the batch has answers, the loss over them.
+
+        With answers, the vocabulary projection runs only where an answer token is predicted
+        (unless ``all_logits``): most positions are prompt and audio, and projecting them onto
+        SmolLM2's 49k-word vocabulary was a fifth of a CPU training step's compute."""
         embeds, totals = self.embed(batch)
         positions = (batch.attention_mask.cumsum(-1) - 1).clamp(min=0)  # correct for left padding too
+        has_answers = batch.labels is not None and bool((batch.labels != IGNORE_INDEX).any())
+        keep = None
+        if has_answers and not all_logits:
+            # Token t predicts token t+1: keep t where t+1 is an answer token. A boolean mask
+            # makes the decoder return the kept positions flattened, (answer tokens, vocab).
+            keep = torch.zeros_like(batch.labels, dtype=torch.bool)
+            keep[:, :-1] = batch.labels[:, 1:] != IGNORE_INDEX
         logits = self.decoder(
-            inputs_embeds=embeds, attention_mask=batch.attention_mask, position_ids=positions
-        ).logits  # (B, L, V)
+            inputs_embeds=embeds,
+            attention_mask=batch.attention_mask,
+            position_ids=positions,
+            **({"logits_to_keep": keep} if keep is not None else {}),
+        ).logits
         loss = None
-        if batch.labels is not None and bool((batch.labels != IGNORE_INDEX).any()):
-            # Token t predicts token t+1; only answer tokens carry labels.
+        if keep is not None:
+            loss = nn.functional.cross_entropy(logits.float(), batch.labels[:, 1:][keep[:, :-1]])
+        elif has_answers:
             loss = nn.functional.cross_entropy(
                 logits[:, :-1].flatten(0, 1).float(), batch.labels[:, 1:].flatten(), ignore_index=IGNORE_INDEX
             )
@@ -268,6 +326,8 @@ class AudioLLM(nn.Module):
         state = {n: p for n, p in self.named_parameters() if id(p) in trainable}
         if self.config.emotion.init is not None:
             state.update({f"emotion_encoder.{n}": t for n, t in self.emotion_encoder.state_dict().items()})
+        for name in ("speech_adapter", "emotion_adapter"):  # fitted input statistics (adapter.input_norm)
+            state.update({f"{name}.{n}": b for n, b in getattr(self, name).named_buffers()})
         return {n: t.detach().cpu().contiguous() for n, t in state.items()}
 
     def save_pretrained(self, directory: str | Path) -> Path:

@@ -71,6 +71,12 @@ class AdapterConfig(_Config):
 
     speech_hidden: list[int] = Field(default_factory=lambda: [2048, 2048])
     emotion_hidden: list[int] = Field(default_factory=lambda: [1024, 1024])
+    input_norm: bool = Field(
+        False,
+        description="standardise each encoder feature with its mean and std over training clips, fitted once "
+        "when training starts (frozen encoders' features are dominated by a few large constant dimensions; "
+        "docs/model.md)",
+    )
 
     @model_validator(mode="after")
     def _two_hidden(self) -> AdapterConfig:

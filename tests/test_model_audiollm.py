@@ -79,11 +79,18 @@ def test_loss_is_masked_to_the_answer(tiny):
     labelled = batch.labels[1][batch.labels[1] != IGNORE_INDEX]
     assert model.tokenizer.decode(labelled) == answer  # the answer and its end-of-turn, nothing else
     assert not batch.audio_mask[batch.labels != IGNORE_INDEX].any()
-    out = model(batch)
+    out = model(batch, all_logits=True)
     # Changing a prompt-side token's *label* target cannot matter; changing the answer does.
     logits = out.logits[:, :-1].flatten(0, 1)
     manual = torch.nn.functional.cross_entropy(logits, batch.labels[:, 1:].flatten(), ignore_index=IGNORE_INDEX)
     assert torch.allclose(out.loss, manual)
+    # By default the vocabulary projection runs at the answer positions only: same loss, and the
+    # same logits there.
+    answer_only = model(batch)
+    n_predicted = int((batch.labels[:, 1:] != IGNORE_INDEX).sum())
+    assert answer_only.logits.shape == (n_predicted, logits.shape[-1])
+    assert torch.allclose(answer_only.loss, out.loss, atol=1e-6)
+    assert torch.allclose(answer_only.logits, logits[batch.labels[:, 1:].flatten() != IGNORE_INDEX], atol=1e-5)
     n_answer = int((batch.labels != IGNORE_INDEX).sum())
     per_token = torch.nn.functional.cross_entropy(logits, batch.labels[:, 1:].flatten(), reduction="none")
     assert torch.allclose(out.loss, per_token[batch.labels[:, 1:].flatten() != IGNORE_INDEX].sum() / n_answer)
@@ -120,8 +127,8 @@ def test_configurations_train_end_to_end(root, changes):
 def test_variable_window_output_does_not_depend_on_batch_neighbours(tiny):
     model, collate = tiny
     short, long = example(0, 1.0), example(1, 2.8)
-    alone = model(collate([short])).logits[0]
-    together = model(collate([short, long])).logits[0, : alone.shape[0]]
+    alone = model(collate([short]), all_logits=True).logits[0]
+    together = model(collate([short, long]), all_logits=True).logits[0, : alone.shape[0]]
     assert torch.allclose(alone, together, atol=1e-5)
 
 
@@ -171,10 +178,10 @@ def test_save_then_load_gives_identical_outputs(root, tmp_path):
             for p in params:
                 p.add_(0.01 * torch.randn_like(p))
     batch = collate([example(0, 1.0), example(1, 2.0)])
-    before = model(batch).logits
+    before = model(batch, all_logits=True).logits
     model.save_pretrained(tmp_path / "ckpt")
     loaded = AudioLLM.from_pretrained(tmp_path / "ckpt").eval()
-    assert torch.equal(before, loaded(batch).logits)
+    assert torch.equal(before, loaded(batch, all_logits=True).logits)
 
 
 def test_generate_batched_greedy_and_sampled(tiny):
@@ -198,3 +205,21 @@ def test_collator_rejects_bad_rows(tiny):
         collate([example(0, 1.0, instruction="<audio> and <audio>")])
     with pytest.raises(ValueError, match="mono waveform"):
         collate([AudioPrompt("x", tone(1.0)[:0])])
+
+
+def test_input_norm_standardises_the_valid_frames_and_is_saved(root, tmp_path):
+    model, collate = build(root, **{"adapter.input_norm": True})
+    batch = collate([example(0, 1.0), example(1, 2.4)])
+    with pytest.raises(ValueError, match="never fitted"):
+        model(batch)
+    assert model.fit_input_norm([batch]) == 2
+    streams = model.encoder_frames(batch.waveforms, batch.waveform_lengths)
+    for adapter, (frames, valid) in zip((model.speech_adapter, model.emotion_adapter), streams, strict=True):
+        real = torch.cat([frames[i, : int(n)] for i, n in enumerate(valid)])  # padding frames excluded
+        assert torch.allclose(adapter.input_mean, real.mean(0), atol=1e-5)
+        assert torch.allclose(adapter.input_std, real.std(0, unbiased=False).clamp(min=1e-4), atol=1e-5)
+    before = model(batch, all_logits=True).logits
+    model.save_pretrained(tmp_path / "ckpt")
+    loaded = AudioLLM.from_pretrained(tmp_path / "ckpt").eval()
+    assert torch.equal(loaded.emotion_adapter.input_std, model.emotion_adapter.input_std)
+    assert torch.equal(before, loaded(batch, all_logits=True).logits)

@@ -34,9 +34,10 @@ def test_tiny_config_counts_tokens_from_the_embedded_whisper():
         pytest.skip(str(err))
     cfg = _model_section("tiny.yaml")
     counter = token_counter(cfg)  # converts tiny.en into the cache on first use
-    # 4 s: 400 mel frames -> 200 Whisper frames -> 14 speech tokens; WavLM 199 frames / 50 -> 4.
-    assert counter.stream_tokens(4 * 16_000) == (14, 4)
-    assert counter(4 * 16_000) == 18
+    # 4 s: 400 mel frames -> 200 Whisper frames -> 14 speech tokens (groups of 15) and, from the
+    # same 200 frames, 8 emotion tokens (60 per 30 s: groups of 25).
+    assert counter.stream_tokens(4 * 16_000) == (14, 8)
+    assert counter(4 * 16_000) == 22
 
 
 def test_config_rejects_unknown_keys_and_budgets_that_do_not_divide():

@@ -149,3 +149,29 @@ def test_command_trains_and_the_final_model_reloads(setup, tmp_path, capsys):
     assert train_command.main([*argv, "--corpus", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert "corpus not found" in err
+
+
+def test_input_norm_is_fitted_from_training_clips_and_resume_stays_exact(setup, tmp_path):
+    model_cfg, corpus = setup
+    model_cfg = model_cfg.model_copy(update={"adapter": model_cfg.adapter.model_copy(update={"input_norm": True})})
+    kw = dict(schedule={"mode": "joint"}, eval_split=None, max_steps=4, input_norm_clips=6)
+    model, collate = fresh(model_cfg)
+    full = train(config(tmp_path / "a", **kw), model, collate, corpus)
+    assert bool(model.emotion_adapter.input_norm_fitted) and model.speech_adapter.input_mean.abs().sum() > 0
+    saved = AudioLLM.from_pretrained(tmp_path / "a" / "final")
+    assert torch.equal(saved.speech_adapter.input_std, model.speech_adapter.input_std)
+    # killed after step 2 and resumed: the statistics are fitted again from the same clips
+    model, collate = fresh(model_cfg)
+    calls, forward = {"n": 0}, model.forward
+
+    def crashing(batch):
+        calls["n"] += 1
+        if calls["n"] > 5:
+            raise KeyboardInterrupt("simulated kill")
+        return forward(batch)
+
+    model.forward = crashing
+    with pytest.raises(KeyboardInterrupt):
+        train(config(tmp_path / "b", **kw), model, collate, corpus)
+    tail = train(config(tmp_path / "b", **kw), *fresh(model_cfg), corpus, resume=True)
+    np.testing.assert_allclose(tail.losses, full.losses[2:], rtol=1e-5, atol=1e-6)

@@ -250,3 +250,27 @@ def test_lr_warmup_then_cosine():
     assert all(a >= b for a, b in zip(values[10:], values[11:], strict=False)) and not any(
         math.isnan(v) for v in values
     )
+
+
+class AutocastProbe(StandIn):
+    """Records whether each training forward ran under CPU bf16 autocast."""
+
+    def __init__(self):
+        super().__init__()
+        self.autocast: list[bool] = []
+
+    def forward(self, batch: Batch) -> Output:
+        out = super().forward(batch)
+        if self.training:
+            self.autocast.append(torch.is_autocast_enabled("cpu") and out.logits.dtype == torch.bfloat16)
+        return out
+
+
+@pytest.mark.parametrize(("cpu_bf16", "expected"), [(True, True), (False, False)])
+def test_cpu_bf16_autocast_only_when_asked(tmp_path, corpus, cpu_bf16, expected):
+    model = AutocastProbe()
+    cfg = config(tmp_path, max_steps=2, precision="bf16", cpu_bf16=cpu_bf16, eval_split=None)
+    result = train(cfg, model, collate, corpus, item_type=Item)
+    assert model.autocast and set(model.autocast) == {expected}
+    assert all(np.isfinite(result.losses))
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # weights stay fp32

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from model.train.build import build_model
     from model.train.config import load_train_config
     from model.train.data import CorpusError, load_corpus
-    from model.train.distributed import PreflightError, close_distributed, init_distributed
+    from model.train.distributed import PreflightError, close_distributed, init_distributed, require_process_group
     from model.train.trainer import NonFiniteLossError, train
     from pipeline.config import write_resolved
 
@@ -88,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
         if cfg.corpus is None:
             raise CorpusError("no corpus: set train.corpus in the config or pass --corpus")
         env = init_distributed(cfg.device)  # before loading anything big: a CUDA request fails here
+        if cfg.distributed.strategy == "fsdp":
+            require_process_group(env)  # ... and so does FSDP without torchrun
         examples = load_corpus(cfg.corpus)
         torch.manual_seed(cfg.seed)  # randomly initialised adapters (and encoders) depend on it
         model, collate_fn, model_cfg = build_model(args.config)

@@ -5,6 +5,17 @@
         trainable.safetensors   every parameter of every trainable group (what resume loads)
         trainer_state.pt        optimizer, LR scheduler, data plan (task scheduler + batch positions), step
         rng-rank0.pt ...        python / numpy / torch RNG states of each process
+        optimizer-rank0.pt ...  FSDP only: each process's shard of the AdamW moments
+
+Under FSDP the weights are gathered from the shards (every process takes part) and rank 0 writes
+them whole, so ``model/`` loads with ``AudioLLM.from_pretrained`` in a single process and
+``trainable.safetensors`` loads into whole or sharded parameters alike. The optimizer state
+stays sharded, one file per process, and is restored into the same shards: resume with the same
+number of processes (which resume requires anyway, for the data split). torch.distributed.
+checkpoint's ``set_optimizer_state_dict`` is not used: on a fresh optimizer it first runs a
+zero-gradient step for every parameter that requires grad and keeps that state where the
+checkpoint has none, so a branch frozen in every round so far would resume with AdamW step
+count 1 instead of none, and the resumed run would drift from the uninterrupted one.
 
 A checkpoint is written into ``step-000500.tmp`` and renamed when complete, so a run killed while
 saving leaves the previous checkpoint as the latest one; stale ``.tmp`` folders are removed.
@@ -12,6 +23,7 @@ saving leaves the previous checkpoint as the latest one; stale ``.tmp`` folders 
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -23,6 +35,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from model.train.distributed import full_tensor
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
@@ -52,9 +66,72 @@ def set_rng_state(state: dict) -> None:
 
 
 def trainable_tensors(model: nn.Module, groups: dict[str, list[nn.Parameter]]) -> dict[str, torch.Tensor]:
-    """Name -> tensor of every parameter that some round may train (frozen base weights excluded)."""
+    """Name -> whole tensor of every parameter that some round may train (frozen base weights
+    excluded). Gathers shards: under FSDP every process must call it."""
     wanted = {id(p) for ps in groups.values() for p in ps}
-    return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if id(p) in wanted}
+    return {n: full_tensor(p) for n, p in model.named_parameters() if id(p) in wanted}
+
+
+def gathered_state(model: nn.Module, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """Name -> whole tensor for the named parameters and buffers (collective under FSDP)."""
+    state = model.state_dict()
+    return {n: full_tensor(state[n]) for n in names}
+
+
+def save_model(model: nn.Module, directory: Path, *, rank: int = 0, owned: tuple[str, ...] | None = None) -> None:
+    """``model.save_pretrained(directory)`` on rank 0; for a sharded model (``owned``: the names
+    save_pretrained writes) every process gathers and rank 0 writes the same files."""
+    if not hasattr(model, "save_pretrained"):
+        return
+    if owned is None:
+        if rank == 0:
+            model.save_pretrained(directory)
+        return
+    state = gathered_state(model, owned)
+    if rank == 0:
+        _write_pretrained(model, Path(directory), state)
+
+
+def _write_pretrained(model: nn.Module, directory: Path, state: dict[str, torch.Tensor]) -> None:
+    """AudioLLM.save_pretrained's files from a gathered state: its own method reads parameter
+    objects that sharding replaced (see docs/training.md, FSDP)."""
+    from model.audiollm import CONFIG_FILE, WEIGHTS_FILE
+
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file(state, directory / WEIGHTS_FILE)
+    (directory / CONFIG_FILE).write_text(json.dumps(model.config.model_dump(mode="json"), indent=2))
+
+
+def local_optimizer_state(state: dict) -> dict:
+    """An optimizer state dict with each sharded tensor replaced by this process's shard."""
+    from torch.distributed.tensor import DTensor
+
+    def local(v):
+        return v.to_local().cpu() if isinstance(v, DTensor) else v
+
+    return {
+        "state": {k: {n: local(v) for n, v in s.items()} for k, s in state["state"].items()},
+        "param_groups": state["param_groups"],
+    }
+
+
+def load_local_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """Inverse of ``local_optimizer_state``: shards back into DTensors laid out as the parameters."""
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    restored = {k: {n: _shard_like(v, params[int(k)]) for n, v in s.items()} for k, s in state["state"].items()}
+    optimizer.load_state_dict({"state": restored, "param_groups": state["param_groups"]})
+
+
+def _shard_like(value, param: torch.Tensor):
+    """A saved local moment as a DTensor laid out like its parameter (AdamW's scalar step stays)."""
+    from torch.distributed.tensor import DTensor
+
+    if not (isinstance(param, DTensor) and isinstance(value, torch.Tensor) and value.ndim == param.ndim):
+        return value
+    return DTensor.from_local(
+        value.to(param.device), param.device_mesh, param.placements, run_check=False, shape=param.shape,
+        stride=param.stride(),
+    )  # fmt: skip
 
 
 def checkpoint_dirs(out: Path) -> list[Path]:
@@ -80,8 +157,13 @@ def save_checkpoint(
     world_size: int = 1,
     keep_last: int = 3,
     barrier=lambda: None,
+    owned: tuple[str, ...] | None = None,
 ) -> Path:
-    """Every process calls this (each saves its RNG); rank 0 writes the rest and renames."""
+    """Every process calls this (each saves its RNG); rank 0 writes the rest and renames.
+
+    ``owned`` (FSDP): the names ``save_pretrained`` writes; the model is sharded, every process
+    takes part in gathering the weights and saves its own shard of the optimizer."""
+    sharded = owned is not None
     root = Path(out) / "checkpoints"
     final = root / f"step-{state.step:06d}"
     tmp = root / f"{final.name}.tmp"
@@ -90,15 +172,17 @@ def save_checkpoint(
         tmp.mkdir(parents=True)
     barrier()
     torch.save(rng_state(), tmp / f"rng-rank{rank}.pt")
+    if sharded:
+        torch.save(local_optimizer_state(state.optimizer), tmp / f"optimizer-rank{rank}.pt")
+    save_model(model, tmp / "model", rank=rank, owned=owned)
+    tensors = trainable_tensors(model, groups) if sharded or rank == 0 else {}
     if rank == 0:
-        if hasattr(model, "save_pretrained"):
-            model.save_pretrained(tmp / "model")
-        save_file(trainable_tensors(model, groups), tmp / "trainable.safetensors")
+        save_file(tensors, tmp / "trainable.safetensors")
         torch.save(
             {
                 "step": state.step,
                 "plan": state.plan,
-                "optimizer": state.optimizer,
+                "optimizer": None if sharded else state.optimizer,
                 "lr_scheduler": state.lr_scheduler,
                 "last_loss": state.last_loss,
                 "world_size": world_size,
@@ -119,7 +203,11 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: Path, model: nn.Module, *, rank: int = 0, world_size: int = 1) -> dict:
-    """Load trainable weights into ``model`` and this process's RNG; return the trainer state."""
+    """Load trainable weights into ``model`` (whole tensors, or this process's shards of them) and
+    this process's RNG; return the trainer state (``optimizer_shard``: this process's optimizer
+    state for a checkpoint written under FSDP; load it with ``load_local_optimizer_state``)."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
     path = Path(path)
     trainer = torch.load(path / "trainer_state.pt", map_location="cpu", weights_only=False)
     if trainer["world_size"] != world_size:
@@ -134,7 +222,12 @@ def load_checkpoint(path: Path, model: nn.Module, *, rank: int = 0, world_size: 
         raise ValueError(f"{path}: checkpoint has parameters the model lacks, e.g. {missing[:3]}")
     with torch.no_grad():
         for name, tensor in tensors.items():
-            params[name].copy_(tensor)
+            p = params[name]
+            if isinstance(p, DTensor):  # keep this process's shard of the whole tensor
+                tensor = distribute_tensor(tensor.to(p.device, p.dtype), p.device_mesh, p.placements)
+            p.copy_(tensor)
     rng_file = path / f"rng-rank{rank}.pt"
     set_rng_state(torch.load(rng_file, weights_only=False))
+    shard = path / f"optimizer-rank{rank}.pt"
+    trainer["optimizer_shard"] = torch.load(shard, weights_only=False) if trainer["optimizer"] is None else None
     return trainer

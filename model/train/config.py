@@ -35,6 +35,23 @@ class OptimConfig(BaseModel):
     grad_clip: float = Field(1.0, gt=0, description="max global grad norm")
 
 
+class DistributedConfig(BaseModel):
+    """How several processes (torchrun) share the model; one process ignores ``ddp``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: Literal["ddp", "fsdp"] = Field(
+        "ddp",
+        description="ddp: each process holds the whole model; fsdp: FSDP2 shards weights, gradients and AdamW "
+        "state over the processes (for models that don't fit one GPU; needs torchrun)",
+    )
+    reshard_after_forward: bool = Field(
+        True,
+        description="fsdp: free each unit's gathered weights after its forward and gather again for backward "
+        "(least memory); false keeps them until backward (one all-gather less per unit and step)",
+    )
+
+
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -45,7 +62,12 @@ class TrainConfig(BaseModel):
     tasks: list[Task] | None = Field(None, description="train only these tasks (default: every task in the corpus)")
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["bf16", "fp32"] = Field("bf16", description="bf16 autocast on CUDA; CPU always runs fp32")
+    precision: Literal["bf16", "fp32"] = Field("bf16", description="bf16 autocast on CUDA; CPU: see cpu_bf16")
+    cpu_bf16: bool = Field(
+        False,
+        description="with precision bf16, autocast on CPU too: ~1.6x faster steps on CPUs with AMX/AVX512-BF16 "
+        "(docs/benchmarks.md), slower on CPUs without them; weights and optimizer state stay fp32",
+    )
     gradient_checkpointing: bool = False
 
     global_batch_size: int = Field(48, ge=1, description="examples per optimizer step over all processes")
@@ -54,9 +76,11 @@ class TrainConfig(BaseModel):
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
     schedule: ScheduleConfig = ScheduleConfig()
     optim: OptimConfig = OptimConfig()
+    distributed: DistributedConfig = DistributedConfig()
     seed: int = 0
 
     length_grouping: bool = True
+    input_norm_clips: int = Field(256, ge=1, description="training clips the adapters' input statistics are fitted on")
     group_batches: int = Field(50, ge=1, description="length grouping sorts within windows of this many batches")
     num_workers: int = Field(4, ge=0, description="DataLoader worker processes (audio decode off the main process)")
     prefetch_factor: int = Field(4, ge=1)

@@ -3,7 +3,9 @@
     result = train(cfg, model, collate_fn, examples)
 
 ``model`` follows the AudioLLM contract: ``forward(batch).loss`` (mean over answer tokens),
-``parameter_groups()``, ``set_trainable(groups)``, ``generate(batch)``, ``save_pretrained(dir)``.
+``parameter_groups()``, ``generate(batch)``, ``save_pretrained(dir)``. The groups are read once
+and kept by parameter name (FSDP replaces the parameter objects); each round sets
+``requires_grad`` by name, as ``model.set_trainable`` would.
 Each optimizer step trains on one task; the task scheduler says which, and which parameter
 groups train in the current round. The loss of a step is the mean over every answer token of
 the global batch, whatever the number of processes and accumulation steps, so one process with
@@ -27,10 +29,27 @@ import torch
 from torch.utils.data import DataLoader
 
 from model.schedule import TaskScheduler, epochs_to_cover
-from model.train.checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
+from model.train.checkpoint import (
+    TrainerState,
+    latest_checkpoint,
+    load_checkpoint,
+    load_local_optimizer_state,
+    save_checkpoint,
+    save_model,
+)
 from model.train.config import TrainConfig
-from model.train.data import build_plan, seeded_generator, split_by_task
-from model.train.distributed import DistEnv, PreflightError, init_distributed, wrap_model
+from model.train.data import CorpusDataset, build_plan, seeded_generator, split_by_task
+from model.train.distributed import (
+    DistEnv,
+    ParamNames,
+    PreflightError,
+    clip_grad_norm,
+    gradient_sync,
+    init_distributed,
+    require_process_group,
+    shard_model,
+    wrap_model,
+)
 from model.train.evaluation import answer_tokens, evaluate
 from model.train.optim import build_lr_scheduler, build_optimizer
 from pipeline.records import Task, TrainingExample
@@ -92,8 +111,8 @@ def check_context(examples: Sequence[TrainingExample], collate_fn: Callable, ite
 
 
 def _autocast(cfg: TrainConfig, device: torch.device):
-    if device.type == "cuda" and cfg.precision == "bf16":
-        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    if cfg.precision == "bf16" and (device.type == "cuda" or (device.type == "cpu" and cfg.cpu_bf16)):
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext
 
 
@@ -138,6 +157,9 @@ def train(
 ) -> TrainResult:
     """``item_type(example=, waveform=)`` builds the collator's input (default: model.collator.AudioExample)."""
     env = env or init_distributed(cfg.device)
+    fsdp = cfg.distributed.strategy == "fsdp"
+    if fsdp:
+        require_process_group(env)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     # every RNG: encoders draw SpecAugment masks from numpy (transformers' _compute_mask_indices)
@@ -175,17 +197,38 @@ def train(
     total_steps = scheduler.total_steps
 
     # ---- model and optimizer ----
-    model.to(env.device)
     if cfg.gradient_checkpointing:
         _enable_gradient_checkpointing(model)
-    groups = model.parameter_groups()
+    if getattr(model, "needs_input_norm", False):  # before sharding: the encoders run whole, once
+        _fit_input_norm(model, train_by_task, collate_fn, item_type, cfg, env)
+    names = ParamNames.of(model)  # before sharding, which replaces every parameter object
+    if fsdp:  # moves each unit to the device as it shards it
+        bf16 = env.device.type == "cuda" and cfg.precision == "bf16"
+        shard_model(
+            model,
+            env,
+            names,
+            param_dtype=torch.bfloat16 if bf16 else None,
+            reshard_after_forward=cfg.distributed.reshard_after_forward,
+        )
+    else:
+        model.to(env.device)
+    owned = names.owned if fsdp else None  # what a sharded model's save_pretrained must gather
+    groups = names.resolve(model)
     optimizer = build_optimizer(groups, cfg.optim)
     lr_scheduler = build_lr_scheduler(optimizer, cfg.optim, total_steps)
 
     start, last_checkpoint = 0, None
     if resume and (ckpt := latest_checkpoint(out)) is not None:
         state = load_checkpoint(ckpt, model, rank=env.rank, world_size=env.world_size)
-        optimizer.load_state_dict(state["optimizer"])
+        if (state["optimizer"] is None) != fsdp:
+            raise PreflightError(
+                f"{ckpt} was written with distributed.strategy {'ddp' if fsdp else 'fsdp'}: resume with the same"
+            )
+        if fsdp:
+            load_local_optimizer_state(optimizer, state["optimizer_shard"])
+        else:
+            optimizer.load_state_dict(state["optimizer"])
         lr_scheduler.load_state_dict(state["lr_scheduler"])
         plan.load_state_dict(state["plan"])
         start, last_checkpoint = state["step"], ckpt
@@ -224,6 +267,7 @@ def train(
             world_size=env.world_size,
             keep_last=cfg.keep_last,
             barrier=env.barrier,
+            owned=owned,
         )
 
     progress = None
@@ -240,8 +284,8 @@ def train(
     for step in range(start, total_steps):
         s = scheduler.at(step)
         if s.round_index != current_round:  # new round: what trains changes, and DDP must re-bucket
-            model.set_trainable(s.trainable_groups)
-            wrapped, current_round = wrap_model(model, env), s.round_index
+            names.set_trainable(model, s.trainable_groups)
+            wrapped, current_round = wrap_model(model, env, cfg.distributed.strategy), s.round_index
         trainable = [p for p in model.parameters() if p.requires_grad]
 
         t0 = time.perf_counter()
@@ -254,16 +298,14 @@ def train(
             batch = batch.to(env.device)
             if getattr(batch, "attention_mask", None) is not None:
                 token_pad.append(1.0 - float(batch.attention_mask.float().mean()))
-            last = i == accumulation - 1
-            sync = contextlib.nullcontext() if last or not hasattr(wrapped, "no_sync") else wrapped.no_sync()
-            with sync:
+            with gradient_sync(wrapped, enabled=i == accumulation - 1):
                 with autocast():
                     loss = wrapped(batch).loss
-                # sum of token losses / tokens of the whole global batch; DDP averages over processes
+                # sum of token losses / tokens of the whole global batch; DDP/FSDP average over processes
                 (loss * (counts[i] * env.world_size / global_tokens)).backward()
             loss_sum += float(loss.detach()) * counts[i]
         step_loss = env.sum([loss_sum])[0] / global_tokens
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, cfg.optim.grad_clip))
+        grad_norm = clip_grad_norm(trainable, cfg.optim.grad_clip)
         if not (math.isfinite(step_loss) and math.isfinite(grad_norm)):
             optimizer.zero_grad(set_to_none=True)
             if result.last_checkpoint is None or result.steps > _step_of(result.last_checkpoint):
@@ -324,7 +366,7 @@ def train(
                 model,
                 eval_by_task,
                 collate_fn,
-                env,
+                env.replicated() if fsdp else env,  # FSDP: every process runs every batch (see DistEnv)
                 micro_batch_size=cfg.micro_batch_size,
                 max_examples=cfg.eval_max_examples,
                 max_new_tokens=cfg.eval_max_new_tokens,
@@ -348,10 +390,29 @@ def train(
     if progress is not None:
         progress.close()
     logger.close()
-    if hasattr(model, "save_pretrained") and env.is_main:
-        model.save_pretrained(out / "final")
+    save_model(model, out / "final", rank=env.rank, owned=owned)
     env.barrier()
     return result
+
+
+def _fit_input_norm(model, train_by_task, collate_fn, item_type, cfg: TrainConfig, env: DistEnv) -> None:
+    """The adapters' input statistics from a seeded sample of training clips: the same clips in
+    every process and on resume, so the statistics (and an exact resume) are reproducible."""
+    clips = {}
+    for ex in sorted((e for exs in train_by_task.values() for e in exs), key=lambda e: e.id):
+        clips.setdefault((ex.audio_path, ex.start_s, ex.end_s), ex)
+    sample = list(clips.values())
+    sample = random.Random(cfg.seed).sample(sample, min(cfg.input_norm_clips, len(sample)))
+    for module in (model.speech_encoder, model.emotion_encoder, model.emotion_layers):
+        module.to(env.device)
+    dataset = CorpusDataset(sample, item_type)
+    loader = DataLoader(
+        dataset, batch_size=cfg.micro_batch_size, collate_fn=collate_fn, generator=seeded_generator(cfg.seed)
+    )  # its own generator: the global RNG (and so an exact resume) is untouched
+    started = time.perf_counter()
+    seen = model.fit_input_norm(batch.to(env.device) for batch in loader)
+    if env.is_main:
+        print(f"adapter input statistics fitted on {seen} training clips in {time.perf_counter() - started:.1f} s")
 
 
 def _default_item_type():
