@@ -9,6 +9,11 @@ scikit-learn's logistic regression with balanced class weights (UA is the headli
 balancing is what optimises it on skewed corpora). Profiles are computed once into
 ``<out>/profiles`` (resumable, see pipeline.acoustic.compute) or read from ``profiles``.
 
+``features="encoder"`` replaces the profile with a pretrained speech encoder's hidden states at one
+layer, mean- and std-pooled over the clip (default: Whisper tiny.en layer 2, the encoder of
+``configs/tiny.yaml``): a linear probe of what the AudioLLM's audio stream carries, so a table
+can say whether a gap lies in the audio or in the decoder's use of it.
+
 An AudioLLM that cannot beat this row has not learned the voice (DESIGN.md: eGeMAPS + LR reaches
 UA ~0.50 on RAVDESS actors 17-20). Utterances whose audio could not be profiled are rejects with
 their reason; they are neither trained on nor scored.
@@ -19,6 +24,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -44,6 +50,9 @@ class BaselineConfig(BaseModel):
     test_split: str = "test"
     profiles: str | None = Field(None, description="existing profiles parquet/folder; default: compute into <out>")
     workers: int = Field(1, ge=1, description="processes measuring profiles")
+    features: Literal["profile", "encoder"] = Field("profile", description="acoustic profile or encoder states")
+    encoder: str = Field("embedded:whisper-tiny.en", description="Whisper checkpoint (hub id, dir, embedded:...)")
+    encoder_layer: int = Field(2, description="hidden state read (0 = after the convolutions)")
     C: float = Field(1.0, gt=0, description="inverse L2 strength of the logistic regression")
     max_iter: int = 5000
 
@@ -77,22 +86,53 @@ class BaselineResult:
 
 
 def _split(
-    utterances: list[Utterance], profiles: dict[str, AcousticProfile], split: str, rejects: list[Reject]
+    utterances: list[Utterance], vectors: dict[str, np.ndarray], split: str, rejects: list[Reject], width: int
 ) -> tuple[list[Utterance], np.ndarray]:
     kept = []
     for u in utterances:
         if u.split != split:
             continue
-        if u.id not in profiles:
-            if u.audio_path is None:  # rejects of profiling itself are already listed
+        if u.id not in vectors:
+            if u.audio_path is None:  # rejects of measuring the features are already listed
                 rejects.append(
                     Reject(stage="baseline", record_id=u.id, dataset=u.dataset, reason="no_audio", source=u.id)
                 )
             continue
         kept.append(u)
-    width = len(AcousticProfile.VECTOR_COLUMNS)
-    features = np.array([profiles[u.id].vector() for u in kept], dtype=np.float64).reshape(len(kept), width)
+    features = np.array([vectors[u.id] for u in kept], dtype=np.float64).reshape(len(kept), width)
     return kept, features
+
+
+def encoder_features(
+    utterances: list[Utterance], path: str, layer: int, rejects: list[Reject], progress: bool = False
+) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
+    """Utterance id -> [mean, std] of a Whisper encoder's hidden state ``layer`` over the clip's frames."""
+    import torch
+    from tqdm import tqdm
+
+    from model.encoders.speech import WhisperFrames
+    from pipeline.audio import AudioError, load_audio
+
+    encoder = WhisperFrames.from_pretrained(path).eval()
+    if not 0 <= layer < encoder.num_hidden_states:
+        raise ValueError(f"encoder_layer={layer}: {path} has hidden states 0..{encoder.num_hidden_states - 1}")
+    features: dict[str, np.ndarray] = {}
+    with torch.inference_mode():
+        for u in tqdm(utterances, desc="encoder features", disable=not progress):
+            try:
+                waveform = torch.from_numpy(load_audio(u.audio_path, u.start_s, u.end_s))[None]
+            except AudioError as err:
+                rejects.append(
+                    Reject(stage="baseline", record_id=u.id, dataset=u.dataset, reason=err.reason, detail=str(err))
+                )
+                continue
+            waveform = waveform[:, : encoder.spec.window_samples]  # Whisper sees at most its window
+            out = encoder(waveform, torch.tensor([waveform.shape[1]]), "variable", all_layers=True)
+            frames = out.hidden_states[layer][0, : int(out.lengths[0])].double()
+            features[u.id] = torch.cat([frames.mean(0), frames.std(0, unbiased=False)]).numpy()
+    width = encoder.hidden_size
+    names = tuple(f"layer{layer}.mean{i}" for i in range(width)) + tuple(f"layer{layer}.std{i}" for i in range(width))
+    return features, names
 
 
 def run_baseline(cfg: BaselineConfig, out_dir: str | Path, progress: bool = False) -> BaselineResult:
@@ -114,14 +154,18 @@ def run_baseline(cfg: BaselineConfig, out_dir: str | Path, progress: bool = Fals
     for split in (cfg.train_split, cfg.test_split):
         if not any(u.split == split for u in loaded.utterances):
             raise ValueError(f"{cfg.dataset}: no utterances in split {split!r} ({len(loaded.rejects)} rejects)")
-    if cfg.profiles:
-        profiles = load_profiles(cfg.profiles)
+    feature_names = AcousticProfile.VECTOR_COLUMNS
+    if cfg.features == "encoder":
+        wanted = [u for u in loaded.utterances if u.split in (cfg.train_split, cfg.test_split) and u.audio_path]
+        vectors, feature_names = encoder_features(wanted, cfg.encoder, cfg.encoder_layer, rejects, progress)
+    elif cfg.profiles:
+        vectors = {i: p.vector() for i, p in load_profiles(cfg.profiles).items()}
     else:
         run = compute_profiles(loaded.utterances, out_dir / "profiles", workers=cfg.workers, progress=progress)
-        profiles = {p.utterance_id: p for p in run.profiles}
+        vectors = {p.utterance_id: p.vector() for p in run.profiles}
         rejects += run.rejects
-    train, x_train = _split(loaded.utterances, profiles, cfg.train_split, rejects)
-    test, x_test = _split(loaded.utterances, profiles, cfg.test_split, rejects)
+    train, x_train = _split(loaded.utterances, vectors, cfg.train_split, rejects, len(feature_names))
+    test, x_test = _split(loaded.utterances, vectors, cfg.test_split, rejects, len(feature_names))
     for split, rows in ((cfg.train_split, train), (cfg.test_split, test)):
         if not rows:
             raise ValueError(f"{cfg.dataset}: no profiled utterances in split {split!r}")
@@ -148,6 +192,7 @@ def run_baseline(cfg: BaselineConfig, out_dir: str | Path, progress: bool = Fals
         predictions=predictions,
         n_train=len(train),
         rejects=rejects,
+        feature_names=feature_names,
         coefficients=coefficients,
         elapsed_s=time.perf_counter() - start,
     )

@@ -54,3 +54,20 @@ def test_ravdess_held_out_actors(ravdess_dir, tmp_path):
     assert {p.speaker for p in result.predictions} == {"Actor_17", "Actor_18", "Actor_19", "Actor_20"}
     # DESIGN.md: eGeMAPS + LR reaches UA ~0.50; the 16-number profile alone measured 0.47 here
     assert 0.35 < result.metrics.ua < 0.65
+
+
+def test_encoder_probe_on_the_demo_corpus(tmp_path, capsys):
+    from model.convert_whisper_ct2 import wheel_model_dir
+
+    try:
+        wheel_model_dir()
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
+    result = run_baseline(BaselineConfig(dataset="demo", features="encoder"), tmp_path)
+    assert result.metrics.n == 36 and result.n_train == 72 and not result.rejects
+    assert len(result.feature_names) == 2 * 384 and result.feature_names[0] == "layer2.mean0"
+    assert result.metrics.ua > 0.3, result.metrics.ua  # chance 0.1: Whisper's states carry the voice
+    code = main(
+        ["baseline", "--dataset", "demo", "--features", "encoder", "--encoder-layer", "9", "--out", str(tmp_path)]
+    )
+    assert code == 2 and "encoder_layer=9" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """``emoreason baseline``: acoustic profile + logistic regression, the non-LLM row of every table.
 
     emoreason baseline --dataset ravdess --root ../shared/data/ravdess16k --out runs/baseline-ravdess
+    emoreason baseline --dataset ravdess --root ../shared/data/ravdess16k --features encoder --out runs/probe-ravdess
     emoreason baseline --dataset iemocap --root /data/IEMOCAP -o test_session=Ses05 --out runs/baseline-ses05
 
 Writes ``<out>/summary.json`` (the same RunSummary as ``emoreason eval``, so ``--compare`` puts it
@@ -31,6 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-split", default="test")
     parser.add_argument("--profiles", help="existing profiles (parquet or `emoreason profile` folder)")
     parser.add_argument("--workers", type=int, default=1, help="processes measuring profiles")
+    parser.add_argument(
+        "--features", choices=["profile", "encoder"], default="profile",
+        help="acoustic profile (default) or a Whisper encoder's pooled hidden states (a linear probe)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--encoder", default="embedded:whisper-tiny.en", help="Whisper checkpoint for --features encoder"
+    )
+    parser.add_argument("--encoder-layer", type=int, default=2, help="hidden state for --features encoder")
     parser.add_argument("--out", default=None, help="output folder (default runs/baseline-<dataset>)")
     parser.add_argument("--name", help="run name in reports (default: baseline (profile + LR))")
 
@@ -43,6 +52,12 @@ def _options(pairs: list[str]) -> dict:
         key, value = pair.split("=", 1)
         options[key.strip()] = yaml.safe_load(value)
     return options
+
+
+def _default_name(cfg) -> str:
+    if cfg.features == "encoder":
+        return f"probe ({cfg.encoder.removeprefix('embedded:')} layer {cfg.encoder_layer} + LR)"
+    return "baseline (profile + LR)"
 
 
 def _command(name: str) -> str:
@@ -67,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
             test_split=args.test_split,
             profiles=args.profiles,
             workers=args.workers,
+            features=args.features,
+            encoder=args.encoder,
+            encoder_layer=args.encoder_layer,
         )
         result = run_baseline(cfg, out, progress=sys.stderr.isatty())
     except (ValueError, FileNotFoundError, NotADirectoryError) as err:
@@ -82,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         write_records(result.rejects, out / "rejects.parquet", Reject)
     plot_confusion(result.metrics, out / "confusion.png")
     summary = RunSummary(
-        name=args.name or "baseline (profile + LR)",
+        name=args.name or _default_name(cfg),
         kind="baseline",
         dataset=cfg.dataset,
         split=cfg.test_split,
