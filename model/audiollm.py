@@ -281,6 +281,20 @@ class AudioLLM(nn.Module):
         return AudioLLMOutput(loss=loss, logits=logits, audio_tokens=totals)
 
     @torch.no_grad()
+    def answer_logprobs(self, batch: Batch) -> torch.Tensor:
+        """(B,) the summed log-probability of each row's answer tokens given its prompt and audio:
+        scoring every label as the answer ranks them without generating (``emoreason eval
+        --score-labels``)."""
+        if batch.labels is None:
+            raise ValueError("answer_logprobs needs rows with answers (training-style rows)")
+        logits = self(batch).logits.float()  # (answer tokens, vocab), row-major over the batch
+        predicts = batch.labels[:, 1:] != IGNORE_INDEX
+        rows = predicts.nonzero()[:, 0]
+        targets = batch.labels[:, 1:][predicts]
+        token_logprobs = torch.log_softmax(logits, dim=-1).gather(1, targets[:, None])[:, 0]
+        return torch.zeros(len(batch), device=logits.device).index_add_(0, rows, token_logprobs)
+
+    @torch.no_grad()
     def generate(
         self,
         batch: Batch,

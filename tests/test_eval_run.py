@@ -147,3 +147,32 @@ def test_report_module_aggregates_folds(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "mean ± std (2 folds)" in printed and "75.0 ± 35.4" in printed  # WA 1.0 and 0.5: sample std
     assert "mean ± std (2 folds)" in out.read_text()
+
+
+def test_label_scoring_ranks_every_label_by_its_log_probability(tiny, items, tmp_path):
+    from model.collator import AudioExample
+    from pipeline.audio import load_audio
+    from pipeline.labels import protocol
+    from pipeline.records import Task, TrainingExample
+
+    model, collate, _ = tiny
+    generate_predictions(model, collate, items[:2], tmp_path / "s", batch_size=2, score_labels=True)
+    rows = {r.utterance_id: r for r in read_predictions(tmp_path / "s")[0]}
+    item = items[0]
+    row = rows[item.utterance_id]
+    names = protocol(item.label_protocol).names
+    assert row.status == "scored" and row.label == row.generated == row.candidates[0] and len(row.candidates) == 3
+    # the ranking is the model's: each label's summed token log-probability, computed one at a time
+    wave = load_audio(item.audio_path, item.start_s, item.end_s)
+    scores = {}
+    for label in names:
+        example = TrainingExample(
+            id="x", task=Task.emotion_recognition, instruction=item.instruction, target=label,
+            audio_path=item.audio_path, utterance_id="x", dataset="demo", split="test", speaker="s",
+        )  # fmt: skip
+        batch = collate([AudioExample(example=example, waveform=wave)])
+        out = model(batch)
+        n = int((batch.labels[:, 1:] != -100).sum())
+        scores[label] = -float(out.loss) * n  # mean token NLL x tokens = minus the summed log-probability
+        assert float(model.answer_logprobs(batch)[0]) == pytest.approx(scores[label], abs=1e-3)
+    assert row.candidates == sorted(names, key=lambda name: -scores[name])[:3]

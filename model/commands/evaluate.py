@@ -38,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gen.add_argument("--batch-size", type=int, default=8)
     gen.add_argument("--max-new-tokens", type=int, default=256)
     gen.add_argument("--device", default="auto", help="auto / cpu / cuda / cuda:1")
+    gen.add_argument(
+        "--score-labels", action="store_true",
+        help="rank the protocol's labels by the model's log-probability of answering each, instead of generating",
+    )  # fmt: skip
     judge = parser.add_argument_group("AudioBench judge and reasoning quality")
     judge.add_argument("--judge-backend", choices=["transformers", "openai", "vllm"], help="enable the LLM judge")
     judge.add_argument("--judge-model", default="embedded", help="hub id / path / served name ('embedded': SmolLM2)")
@@ -189,7 +193,7 @@ def _generate(args, checkpoint: Path, items, parts: Path):
     collator = AudioCollator(model.tokenizer, model.counter, model.config.audio_marker)
     return generate_predictions(
         model, collator, items, parts, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-        device=device, progress=sys.stderr.isatty(),
+        device=device, progress=sys.stderr.isatty(), score_labels=args.score_labels,
     )  # fmt: skip
 
 

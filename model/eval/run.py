@@ -68,7 +68,9 @@ class EvalRow(Record):
     prompt: str = Field(description="the instruction the model was given (the audio precedes it)")
     generated: str
     label: str | None = Field(description="extracted label under the protocol; None when none could be read")
-    status: str = Field(description="extraction status: final_line / synonym / ambiguous / none / refusal")
+    status: str = Field(
+        description="extraction status: final_line / synonym / ambiguous / none / refusal; scored (label scoring)"
+    )
     candidates: list[str] = Field(default_factory=list)
     gold: str
     correct: bool
@@ -201,8 +203,14 @@ def generate_predictions(
     max_new_tokens: int = 256,
     device: str = "cpu",
     progress: bool = False,
+    score_labels: bool = False,
 ) -> GenerationStats:
-    """Answer every item not answered yet; write one part per batch."""
+    """Answer every item not answered yet; write one part per batch.
+
+    ``score_labels``: instead of generating, score each label of the item's protocol as the
+    answer (summed token log-probabilities, ``AudioLLM.answer_logprobs``) and answer the best;
+    the row's status is ``scored`` and its candidates the three best labels. This asks what the
+    model prefers among the labels, apart from whether it has learned to say one."""
     import torch
 
     from model.collator import AudioPrompt
@@ -237,13 +245,19 @@ def generate_predictions(
         if prompts:
             start = time.perf_counter()
             with torch.inference_mode():
-                texts = model.generate(collator(prompts).to(device), max_new_tokens=max_new_tokens)
+                if score_labels:
+                    ranked = _rank_labels(model, collator, kept, prompts, device)
+                    texts = [labels[0] for labels in ranked]
+                else:
+                    texts = model.generate(collator(prompts).to(device), max_new_tokens=max_new_tokens)
             elapsed = time.perf_counter() - start
             stats.generate_s += elapsed
             now = dt.datetime.now(dt.timezone.utc)
-            for item, text in zip(kept, texts, strict=True):
+            for n, (item, text) in enumerate(zip(kept, texts, strict=True)):
                 got = extract_label(text, item.label_protocol)
                 label = got.label.value if got.label is not None else None
+                status = "scored" if score_labels else got.status.value
+                candidates = ranked[n][:3] if score_labels else [c.value for c in got.candidates]
                 rows.append(
                     EvalRow(
                         utterance_id=item.utterance_id,
@@ -255,8 +269,8 @@ def generate_predictions(
                         prompt=item.instruction,
                         generated=text,
                         label=label,
-                        status=got.status.value,
-                        candidates=[c.value for c in got.candidates],
+                        status=status,
+                        candidates=candidates,
                         gold=item.gold.value,
                         correct=label == item.gold.value,
                         latency_s=elapsed / len(kept),
@@ -281,9 +295,35 @@ def generate_predictions(
     return stats
 
 
+def _rank_labels(model, collator, items: Sequence[EvalItem], prompts, device: str) -> list[list[str]]:
+    """Each item's protocol labels, best first by the model's log-probability of answering them."""
+    from model.collator import AudioExample
+
+    rows, spans = [], []
+    for item, prompt in zip(items, prompts, strict=True):
+        labels = protocol(item.label_protocol).names
+        spans.append(labels)
+        for label in labels:
+            example = TrainingExample(
+                id=f"{item.utterance_id}#{label}", task=Task.emotion_recognition, instruction=item.instruction,
+                target=label, audio_path=item.audio_path, utterance_id=item.utterance_id, dataset=item.dataset,
+                split=item.split, speaker=item.speaker,
+            )  # fmt: skip
+            rows.append(AudioExample(example=example, waveform=prompt.waveform))
+    scores = model.answer_logprobs(collator(rows).to(device)).tolist()
+    ranked, at = [], 0
+    for labels in spans:
+        mine = scores[at : at + len(labels)]
+        ranked.append([label for _, label in sorted(zip(mine, labels, strict=True), key=lambda p: -p[0])])
+        at += len(labels)
+    return ranked
+
+
 def rescore(row: EvalRow) -> EvalRow:
     """The row with its label extracted again by the current rules (extraction may have changed
-    since generation; the generated text is what was stored)."""
+    since generation; the generated text is what was stored). Scored rows stay as they are."""
+    if row.status == "scored":
+        return row
     got = extract_label(row.generated, row.label_protocol)
     label = got.label.value if got.label is not None else None
     return row.model_copy(
