@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
+
 from factories_generation import check_input, generation, utterance
 
+from pipeline.checks.base import CheckSettings
 from pipeline.checks.blind import check_blind
-from pipeline.checks.degeneracy import check_degeneracy
+from pipeline.checks.degeneracy import MAX_WORD_RUN, _loop, check_degeneracy
 from pipeline.checks.schema import check_schema
 from pipeline.rationale import Evidence, EvidenceKind, RationaleAnswer
 
@@ -81,3 +84,32 @@ def test_answer_model_bounds_are_the_schema():
         except ValueError:
             continue
         raise AssertionError(f"{len(evidence)} evidence items validated")
+
+
+def reference_loop(words: tuple[str, ...], settings: CheckSettings) -> str | None:
+    """The loop rule of pipeline.checks.degeneracy by its definition, without the shortcuts."""
+    run = 1
+    for previous, word in zip(words, words[1:], strict=False):
+        run = run + 1 if word == previous else 1
+        if run >= MAX_WORD_RUN:
+            return f"repetition loop: {word!r} x{run}"
+    n = settings.repetition_ngram
+    if len(words) < max(settings.min_tokens_for_repetition, n + 1):
+        return None
+    total = len(words) - n + 1
+    share = 1.0 - len({words[i : i + n] for i in range(total)}) / total
+    return f"repetition loop: {share:.0%} of {n}-grams repeat" if share > settings.max_repeated_ngram_share else None
+
+
+def test_loop_shortcuts_equal_the_definition():
+    # Small vocabularies make runs, loops and texts right at the 30% boundary common.
+    rng = random.Random(0)
+    settings = CheckSettings()
+    for _ in range(20_000):
+        vocab = [f"w{i}" for i in range(rng.randint(1, 30))]
+        words = tuple(rng.choice(vocab) for _ in range(rng.randint(0, 60)))
+        if rng.random() < 0.3 and words:  # a pasted-in loop
+            cut = rng.randint(1, len(words))
+            words = (words[:cut] * rng.randint(2, 4))[: rng.randint(cut, 80)]
+        repeated = len(words) - len(set(words))
+        assert _loop(words, settings, repeated) == reference_loop(words, settings), words

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 
 import pandas as pd
@@ -13,7 +14,15 @@ from pipeline.checks import CHECK_NAMES
 from pipeline.cli import main
 from pipeline.parquet import iter_records, write_records
 from pipeline.records import GenerationRecord, VerifiedRecord
-from pipeline.verify import VerifyConfig, VerifyStats, _extend, blind_answers, verify, verify_file
+from pipeline.verify import (
+    GC_YOUNG_OBJECTS_PER_RECORD,
+    VerifyConfig,
+    VerifyStats,
+    _extend,
+    blind_answers,
+    verify,
+    verify_file,
+)
 
 ANGRY = utterance("meld/u1", "Get out of here! I mean it.", "angry", context=[("Guy", "We were just looking around.")])
 SAD = utterance("meld/u2", "Aww, man, now we won't be bank buddies!", "sad")
@@ -61,6 +70,27 @@ def test_every_record_gets_every_check_and_all_its_reasons():
     assert all(c.reason.startswith("n/a") for c in failed_request.checks if c.name != "schema")
     assert stats.records == 5 and stats.accepted == 3 and stats.failed["label"] == 1
     assert stats.not_applicable["blind_consistency"] == 5
+
+
+def test_verify_restores_the_collectors_settings():
+    # verify() freezes the live objects and delays young collections while it runs (see its
+    # comments); the caller's collector must be as it was afterwards, also when it stops early.
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()  # a freeze made before stays in place
+    stream = verify(candidates(), UTTS, None, VerifyConfig(batch_size=64))
+    next(stream)
+    assert gc.get_threshold()[0] == max(before[0], GC_YOUNG_OBJECTS_PER_RECORD * 64) and gc.get_freeze_count() > 0
+    stream.close()
+    assert gc.get_threshold() == before and (frozen or gc.get_freeze_count() == 0)
+    list(verify(candidates(), UTTS, None, VerifyConfig()))
+    assert gc.get_threshold() == before and (frozen or gc.get_freeze_count() == 0)
+    gc.set_threshold(0)  # a caller that switched automatic collection off keeps it off
+    try:
+        stream = verify(candidates(), UTTS, None, VerifyConfig())
+        next(stream)
+        assert gc.get_threshold()[0] == 0
+        stream.close()
+    finally:
+        gc.set_threshold(*before)
 
 
 def test_best_of_n_selects_the_highest_scoring_accepted_candidate():

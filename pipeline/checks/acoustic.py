@@ -26,6 +26,7 @@ from pipeline.checks.text import normalise
 from pipeline.rationale import EvidenceKind
 from pipeline.records import CheckResult, GenerationRecord
 
+_ACOUSTIC = EvidenceKind.acoustic  # read once: an enum member off its class costs ~170 ns (Python 3.11)
 NAME = "acoustic_grounding"
 
 
@@ -70,14 +71,14 @@ def check_acoustic(record: GenerationRecord, evidence: CheckInput) -> CheckResul
     claims: list[Claim] = list(find_claims(answer.reasoning))
     acoustic_items = 0
     for item in answer.evidence:
-        if item.kind == EvidenceKind.acoustic:
+        if item.kind == _ACOUSTIC:
             acoustic_items += 1
             item_claims = find_claims(item.cue)
             if profile is not None and not item_claims and not _names_profile_cue(item.cue, profile):
                 problems.append(f"acoustic evidence names no measured cue: {clip(item.cue)!r}")
             claims.extend(item_claims)
     # One line per field: clauses (and claims) never span two of them.
-    claims.extend(find_claims("\n".join(item.suggests for item in answer.evidence)))
+    claims.extend(find_claims("\n".join([item.suggests for item in answer.evidence])))
     if not claims and not acoustic_items:
         return not_applicable(NAME, "no acoustic evidence or claim")
     if acoustic_items and profile is None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import pairwise
 
-from pipeline.checks.text import TEXT_CACHE, clause_words, clauses, own_words, strip_word
+from pipeline.checks.text import TEXT_CACHE, clause_words, clauses, own_words, split_words
 from pipeline.records import Measure
 
 VOICE_QUALITY_IRREGULAR = -1  # z(voice_quality) is HNR: a shaky/breathy/hoarse voice has it low
@@ -230,7 +230,7 @@ def find_claims(text: str) -> tuple[Claim, ...]:
         return ()
     claims: list[Claim] = []
     for clause in clauses(text):
-        if ANCHORS.isdisjoint(map(strip_word, clause.split())):
+        if ANCHORS.isdisjoint(split_words(clause)):  # anchors are then found word by word
             continue
         words = clause_words(clause)
         anchors = [i for i, (_, w) in enumerate(words) if w in ANCHORS]

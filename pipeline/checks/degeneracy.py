@@ -20,12 +20,13 @@ from functools import lru_cache
 from itertools import pairwise
 
 from pipeline.checks.base import CheckInput, CheckSettings, clip, failed, passed
-from pipeline.checks.text import plain_words
+from pipeline.checks.text import own_words, plain_words, unquoted
 from pipeline.records import CheckResult, GenerationRecord
 
 NAME = "degeneracy"
 MAX_WORD_RUN = 6  # "very very very very very very": no fluent sentence does this
 MIN_WORDS_FOR_LANGUAGE = 12  # the stopword share of a short phrase says nothing
+ROUNDING_MARGIN = 1e-6  # a share computed in floats can exceed its exact value: borderline texts are counted
 CLOSING = frozenset(".!?…)]\"'”’»*")
 _LETTERS = re.compile(r"[^\W\d_]")
 _REFUSAL = re.compile(
@@ -56,18 +57,32 @@ def _max_tokens(sampling: str) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def _loop(words: tuple[str, ...], settings: CheckSettings) -> str | None:
+def _repeated_words(text: str, words: tuple[str, ...]) -> int:
+    """How many words repeat an earlier word (the word set is the one label/leakage already cached)."""
+    distinct = own_words(text) if unquoted(text) is text else set(words)
+    return len(words) - len(distinct)
+
+
+def _loop(words: tuple[str, ...], settings: CheckSettings, repeated: int) -> str | None:
+    # Every word of a run but the first, and every word of a repeated n-gram, repeats an earlier
+    # word: with few repeated words (fluent prose) a run or a loop cannot be there, and it is not searched.
+    # The two bounds are tested apart: random or terse text often has enough repeated words for a
+    # run (5) but not for a loop (30% of its n-grams).
+    n = settings.repetition_ngram
+    total = len(words) - n + 1
     # A run of MAX_WORD_RUN equal words needs that many - 1 equal neighbours: count them in C first.
-    if sum(map(str.__eq__, words, words[1:])) >= MAX_WORD_RUN - 1:
+    if repeated >= MAX_WORD_RUN - 1 and sum(map(str.__eq__, words, words[1:])) >= MAX_WORD_RUN - 1:
         run = 1
         for previous, word in pairwise(words):
             run = run + 1 if word == previous else 1
             if run >= MAX_WORD_RUN:
                 return f"repetition loop: {word!r} x{run}"
-    n = settings.repetition_ngram
+    # A repeated n-gram at i repeats the words at i..i+n-1, so k >= 1 repeated n-grams need at
+    # least k + n - 1 repeated words.
+    if repeated - (n - 1) < settings.max_repeated_ngram_share * total - ROUNDING_MARGIN:
+        return None
     if len(words) < max(settings.min_tokens_for_repetition, n + 1):
         return None
-    total = len(words) - n + 1
     share = 1.0 - len(set(zip(*(words[i : total + i] for i in range(n)), strict=True))) / total
     if share > settings.max_repeated_ngram_share:
         return f"repetition loop: {share:.0%} of {n}-grams repeat"
@@ -100,10 +115,11 @@ def check_degeneracy(record: GenerationRecord, evidence: CheckInput) -> CheckRes
     elif reasoning.rstrip()[-1:] not in CLOSING:
         problems.append(f"truncated: reasoning ends mid-sentence ({clip(reasoning[-30:], 30)!r})")
     words = plain_words(reasoning)
-    for problem in (_loop(words, settings), _language(reasoning, words, settings)):
+    for problem in (_loop(words, settings, _repeated_words(reasoning, words)), _language(reasoning, words, settings)):
         if problem:
             problems.append(problem)
-    refusal = next((m for m in (_refusal(t) for t in (reasoning, *(e.suggests for e in answer.evidence))) if m), None)
+    # The evidence texts one per line (no refusal phrase spans a line), searched after the reasoning.
+    refusal = _refusal(reasoning) or _refusal("\n".join([e.suggests for e in answer.evidence]))
     if refusal:
         problems.append(f"refusal: {refusal.group(0)!r}")
     if problems:

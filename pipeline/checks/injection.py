@@ -65,6 +65,8 @@ _PATTERNS = (
     ),
 )
 
+_ANY_ANCHOR = frozenset().union(*(anchors for _, anchors in _PATTERNS))
+
 
 @dataclass(frozen=True)
 class InjectionFinding:
@@ -81,6 +83,8 @@ def find_injection(utterance: Utterance | None, proto: Protocol) -> InjectionFin
     directive = forced = payload = None
     for text in texts:
         words = plain_words(text)
+        if _ANY_ANCHOR.isdisjoint(words):  # nearly every turn: one set test instead of three
+            continue
         for pattern, anchors in _PATTERNS:
             if anchors.isdisjoint(words):
                 continue

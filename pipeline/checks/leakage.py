@@ -14,7 +14,7 @@ import re
 from functools import lru_cache
 
 from pipeline.checks.base import CheckInput, clip, failed, passed
-from pipeline.checks.text import clauses, own_words, strip_word
+from pipeline.checks.text import clauses, own_words, split_words, strip_word
 from pipeline.records import CheckResult, GenerationRecord
 
 NAME = "leakage"
@@ -42,7 +42,8 @@ def _leak(text: str) -> str | None:
     if _ANCHORS.isdisjoint(own_words(text)):
         return None
     for clause in clauses(text):
-        if not _ANCHORS.isdisjoint(map(strip_word, clause.split())):
+        # split_words holds every stripped word (and a few more): a C-speed filter before the exact test
+        if not _ANCHORS.isdisjoint(split_words(clause)) and not _ANCHORS.isdisjoint(map(strip_word, clause.split())):
             match = _LEAK.search(clause)
             if match:
                 return match.group(0).strip()
@@ -61,7 +62,7 @@ def check_leakage(record: GenerationRecord, evidence: CheckInput) -> CheckResult
         return passed(NAME)  # nothing to leak; schema reports the missing answer
     # The reasoning (its words are cached for every check) and the evidence texts, one line each:
     # clauses never span two fields.
-    joined = "\n".join(item.suggests for item in answer.evidence)
+    joined = "\n".join([item.suggests for item in answer.evidence])
     problems = []
     for text in (answer.reasoning, joined):
         leaked = _leak(text)
@@ -72,10 +73,10 @@ def check_leakage(record: GenerationRecord, evidence: CheckInput) -> CheckResult
     names = {record.emotion.value}
     if utterance is not None:
         names.add(utterance.raw_label.lower())
-    pattern = _quoted_label(tuple(sorted(names)))
-    transcript = evidence.transcript
     lowered = joined.lower()
-    if any(name in lowered for name in names):
+    if any([name in lowered for name in names]):  # rarely: only then the regex and the transcript
+        pattern = _quoted_label(tuple(sorted(names)))
+        transcript = evidence.transcript
         for match in pattern.finditer(joined):
             word = match.group(1).lower()
             if transcript is None or f" {word} " not in transcript.padded:

@@ -17,6 +17,7 @@ from pipeline.checks.text import NormText, normalise
 from pipeline.rationale import EvidenceKind
 from pipeline.records import CheckResult, GenerationRecord
 
+_LEXICAL = EvidenceKind.lexical  # read once: an enum member off its class costs ~170 ns (Python 3.11)
 NAME = "quote_grounding"
 MIN_REASONING_QUOTE_WORDS = 3  # shorter quoted phrases are often labels or cue names, not quotes
 _REASONING_QUOTE = re.compile(r'["“]([^"”\n]{1,400})["”]')
@@ -32,7 +33,7 @@ def check_quotes(record: GenerationRecord, evidence: CheckInput) -> CheckResult:
     answer = record.answer
     if answer is None:
         return not_applicable(NAME, "no answer")
-    lexical = [e.cue for e in answer.evidence if e.kind == EvidenceKind.lexical]
+    lexical = [e.cue for e in answer.evidence if e.kind == _LEXICAL]
     prose = _reasoning_quotes(answer.reasoning)
     if not lexical and not prose:
         return not_applicable(NAME, "no transcript quote")

@@ -1,0 +1,80 @@
+"""The fast text paths of the checks equal their straightforward definitions.
+
+normalise / plain_words / split_words take a bytes.translate shortcut for ASCII text and
+has_words a first-character shortcut; the references below are the regex and str.translate
+definitions they replaced. Random strings mix letters, digits, every ASCII punctuation mark,
+apostrophes between and around words, control characters that str.split treats as whitespace,
+and a few non-ASCII characters (which must take the general path).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import string
+import unicodedata
+
+from pipeline.checks.text import (
+    _APOSTROPHE,
+    _NOT_WORDS,
+    _PUNCTUATION,
+    _PUNCTUATION_TO_SPACE,
+    _QUOTE_CHARS,
+    has_words,
+    normalise,
+    plain_words,
+    quote_parts,
+    split_words,
+    strip_word,
+)
+
+ALPHABET = string.ascii_letters + string.digits + string.punctuation + " \t\n'''___\x1c\x1f\x0b" + "’é—…“ßİ"
+
+
+def reference_normalise(text: str) -> str:
+    text = (
+        unicodedata.normalize("NFKC", text).translate(_QUOTE_CHARS).casefold() if not text.isascii() else text.lower()
+    )
+    if "'" in text:
+        text = _APOSTROPHE.sub("", text)
+    return " ".join(re.sub(r"[^\w]+", " ", text).replace("_", " ").split())
+
+
+def reference_plain_words(text: str) -> tuple[str, ...]:
+    return tuple(text.lower().translate(_PUNCTUATION_TO_SPACE).split())
+
+
+def reference_has_words(text: str) -> bool:
+    stripped = text.strip(_NOT_WORDS)
+    return bool(stripped) and any(c.isalnum() for c in stripped)
+
+
+def random_texts(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    texts = ["", " ", "'", "a'b", "He’s LOST it!!", "don't-stop", "x_y", "...", "Ünïcode 'quoted' text"]
+    texts += ["".join(rng.choice(ALPHABET) for _ in range(rng.randint(1, 40))) for _ in range(n)]
+    return texts
+
+
+def test_fast_paths_equal_the_reference_definitions():
+    for text in random_texts(20_000):
+        assert normalise(text) == reference_normalise(text), repr(text)
+        assert plain_words(text) == reference_plain_words(text), repr(text)
+        assert tuple(split_words(text)) == reference_plain_words(text), repr(text)
+        assert has_words(text) == reference_has_words(text), repr(text)
+
+
+def test_split_words_holds_every_stripped_word():
+    # The clause prefilters rely on it: no clause is skipped that the exact word pass would read.
+    for text in random_texts(20_000, seed=1):
+        lowered = text.lower()
+        loose = set(split_words(lowered))
+        stripped = {w for w in map(strip_word, lowered.split()) if w and not any(c in _PUNCTUATION for c in w)}
+        assert stripped <= loose, repr(text)
+
+
+def test_quote_parts_split_at_ellipses_and_drop_empty_parts():
+    assert quote_parts("I bit him ... on the touchy") == ("i bit him", "on the touchy")
+    assert quote_parts("Wait… what?") == ("wait", "what")
+    assert quote_parts("!!!") == ()
+    assert quote_parts("He’s LOST it") == ("hes lost it",)
