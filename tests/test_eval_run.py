@@ -94,6 +94,9 @@ def test_eval_command_end_to_end_with_compare(tiny, tmp_path, capsys):
     summary = load_summary(out)
     assert summary.n_items == 3 and summary.metrics.n == 3 and sum(summary.statuses.values()) == 3
     assert summary.quality is not None and summary.quality.n == 3
+    # label-only instructions: nothing to verify, so no reasoning-quality rows of zeros
+    assert main([*argv, "--score-only", "--task", "emotion_recognition"]) == 0, capsys.readouterr().err
+    assert load_summary(out).quality is None
     table = pd.read_parquet(out / "predictions.parquet")
     assert len(table) == 3 and {"utterance_id", "prompt", "generated", "label", "status", "gold", "latency_s"} <= set(
         table.columns

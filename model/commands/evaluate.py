@@ -145,7 +145,9 @@ def _run(args: argparse.Namespace) -> int:
         from pipeline.acoustic import load_profiles
 
         profiles = load_profiles(args.profiles)
-    quality = reasoning_quality(rows, utterances, profiles)
+    # Label-only answers have no evidence to verify: no reasoning-quality rows of zeros for them.
+    label_only = args.task == "emotion_recognition"
+    quality = None if label_only else reasoning_quality(rows, utterances, profiles)
 
     judge_score = judged = None
     if args.judge_backend:
