@@ -70,6 +70,19 @@ def config(out: Path, **kw) -> TrainConfig:
     return TrainConfig.model_validate({**base, **kw})
 
 
+def kill_after_forwards(model: AudioLLM, n: int) -> None:
+    """Make the model's forward raise KeyboardInterrupt (a simulated kill) after ``n`` calls."""
+    calls, forward = {"n": 0}, model.forward
+
+    def crashing(batch):
+        calls["n"] += 1
+        if calls["n"] > n:
+            raise KeyboardInterrupt("simulated kill")
+        return forward(batch)
+
+    model.forward = crashing
+
+
 def snapshot(model: AudioLLM) -> dict[str, dict[str, torch.Tensor]]:
     return {g: {str(i): p.detach().clone() for i, p in enumerate(ps)} for g, ps in model.parameter_groups().items()}
 
@@ -100,16 +113,7 @@ def test_resume_exact_with_the_real_model(setup, tmp_path):
     kw = dict(schedule={"mode": "joint"}, eval_every=3, epochs=2)
     full = train(config(tmp_path / "a", **kw), *fresh(model_cfg), corpus)
     model, collate = fresh(model_cfg)
-    calls = {"n": 0}
-    forward = model.forward
-
-    def crashing(batch):
-        calls["n"] += 1
-        if calls["n"] > 5:  # dies in step 3; the last checkpoint is after step 2
-            raise KeyboardInterrupt("simulated kill")
-        return forward(batch)
-
-    model.forward = crashing
+    kill_after_forwards(model, 5)  # dies in step 3; the last checkpoint is after step 2
     with pytest.raises(KeyboardInterrupt):
         train(config(tmp_path / "b", **kw), model, collate, corpus)
     tail = train(config(tmp_path / "b", **kw), *fresh(model_cfg), corpus, resume=True)
@@ -162,15 +166,7 @@ def test_input_norm_is_fitted_from_training_clips_and_resume_stays_exact(setup, 
     assert torch.equal(saved.speech_adapter.input_std, model.speech_adapter.input_std)
     # killed after step 2 and resumed: the statistics are fitted again from the same clips
     model, collate = fresh(model_cfg)
-    calls, forward = {"n": 0}, model.forward
-
-    def crashing(batch):
-        calls["n"] += 1
-        if calls["n"] > 5:
-            raise KeyboardInterrupt("simulated kill")
-        return forward(batch)
-
-    model.forward = crashing
+    kill_after_forwards(model, 5)
     with pytest.raises(KeyboardInterrupt):
         train(config(tmp_path / "b", **kw), model, collate, corpus)
     tail = train(config(tmp_path / "b", **kw), *fresh(model_cfg), corpus, resume=True)
