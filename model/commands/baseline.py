@@ -16,7 +16,7 @@ import shlex
 import sys
 from pathlib import Path
 
-import yaml
+from pipeline.commands import adapter_option
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", help="dataset folder")
     parser.add_argument("--protocol", help="label protocol (default: the dataset's usual one)")
     parser.add_argument(
-        "-o", "--option", action="append", default=[], metavar="KEY=VALUE",
+        "-o", "--option", action="append", default=[], metavar="KEY=VALUE", type=adapter_option,
         help="dataset adapter option, YAML value (e.g. -o test_session=Ses05); RAVDESS default: "
         "test_actors=[17,18,19,20] dev_actors=[21,22,23,24] (train on 1-16)",
     )  # fmt: skip
@@ -42,16 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder-layer", type=int, default=2, help="hidden state for --features encoder")
     parser.add_argument("--out", default=None, help="output folder (default runs/baseline-<dataset>)")
     parser.add_argument("--name", help="run name in reports (default: baseline (profile + LR))")
-
-
-def _options(pairs: list[str]) -> dict:
-    options = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ValueError(f"dataset option {pair!r} is not KEY=VALUE")
-        key, value = pair.split("=", 1)
-        options[key.strip()] = yaml.safe_load(value)
-    return options
 
 
 def _default_name(cfg) -> str:
@@ -77,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             dataset=args.dataset,
             root=args.root,
             protocol=args.protocol,
-            options=_options(args.option),
+            options=dict(args.option),
             train_split=args.train_split,
             test_split=args.test_split,
             profiles=args.profiles,

@@ -17,6 +17,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline.commands import adapter_option
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -26,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--dataset", default="ravdess", help="dataset adapter (emoreason list)")
     source.add_argument("--root", help="dataset folder")
     source.add_argument("--protocol", help="label protocol (default: the dataset's usual one)")
-    source.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE", help="adapter option")
+    source.add_argument(
+        "-o", "--option", action="append", default=[], metavar="KEY=VALUE", type=adapter_option, help="adapter option"
+    )  # fmt: skip
     source.add_argument("--corpus", help="corpus folder/parquet of TrainingExample rows (instead of --dataset)")
     source.add_argument("--split", default="test", help="split to evaluate (RAVDESS test = actors 17-20)")
     source.add_argument(
@@ -76,7 +80,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _items(args):
-    from model.commands.baseline import _options
     from model.eval.run import items_from_corpus, items_from_dataset
     from pipeline.records import Task
 
@@ -88,7 +91,7 @@ def _items(args):
         if not items:
             raise ValueError(f"{args.corpus}: no emotion examples with a gold label in split {args.split!r}")
         return items, [], {}
-    options = _options(args.option)
+    options = dict(args.option)
     items, rejects, utterances = items_from_dataset(
         args.dataset, args.root, args.split, args.protocol, task or Task.emotion_reasoning, **options
     )
