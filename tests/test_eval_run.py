@@ -176,6 +176,6 @@ def test_label_scoring_ranks_every_label_by_its_log_probability(tiny, items, tmp
         batch = collate([AudioExample(example=example, waveform=wave)])
         out = model(batch)
         n = int((batch.labels[:, 1:] != -100).sum())
-        scores[label] = -float(out.loss) * n  # mean token NLL x tokens = minus the summed log-probability
+        scores[label] = -float(out.loss.detach()) * n  # mean token NLL x tokens = minus the summed log-probability
         assert float(model.answer_logprobs(batch)[0]) == pytest.approx(scores[label], abs=1e-3)
     assert row.candidates == sorted(names, key=lambda name: -scores[name])[:3]

@@ -145,7 +145,7 @@ def _plt():
 
 def headline_plot(summaries: Sequence[RunSummary]) -> str:
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    fig, ax = plt.subplots(figsize=(10, 3.6))
     width = 0.8 / len(summaries)
     x = np.arange(len(HEADLINE))
     for i, s in enumerate(summaries):
@@ -158,7 +158,7 @@ def headline_plot(summaries: Sequence[RunSummary]) -> str:
     ax.set_xticks(x + width * (len(summaries) - 1) / 2, [METRIC_NAMES[n] for n in HEADLINE])
     ax.set_ylabel("%")
     ax.set_ylim(0, 100)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, never over them
     ax.set_title("headline metrics, 95 % bootstrap intervals")
     fig.tight_layout()
     return _png(fig)
@@ -167,7 +167,7 @@ def headline_plot(summaries: Sequence[RunSummary]) -> str:
 def recall_plot(summaries: Sequence[RunSummary]) -> str:
     plt = _plt()
     labels = summaries[0].metrics.labels
-    fig, ax = plt.subplots(figsize=(7.5, 3.4))
+    fig, ax = plt.subplots(figsize=(10, 3.4))
     width = 0.8 / len(summaries)
     x = np.arange(len(labels))
     for i, s in enumerate(summaries):
@@ -176,7 +176,7 @@ def recall_plot(summaries: Sequence[RunSummary]) -> str:
     ax.set_xticks(x + width * (len(summaries) - 1) / 2, labels, rotation=30, ha="right")
     ax.set_ylabel("recall %")
     ax.set_ylim(0, 100)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title("per-class recall")
     fig.tight_layout()
     return _png(fig)
