@@ -181,6 +181,9 @@ class _ByIndex(Mapping):
     def __getitem__(self, key: str):
         return self.pool[int(key.rpartition("/")[2]) % POOL]
 
+    def get(self, key: str, default=None):  # what verify() calls: directly, as a dict's C-level get
+        return self[key]
+
     def __iter__(self):
         raise TypeError("a synthetic mapping is not iterable")
 

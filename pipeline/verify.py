@@ -30,8 +30,7 @@ import json
 import os
 import shutil
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from operator import attrgetter
 from pathlib import Path
 
@@ -40,12 +39,14 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipeline.checks import CHECK_NAMES, CHECKS, DUPLICATE, CheckInput, CheckSettings, DuplicateIndex, ProfileLike
-from pipeline.checks.base import NOT_APPLICABLE, failed, not_applicable, passed
+from pipeline.checks.base import failed, not_applicable, passed
 from pipeline.checks.blind import blind_agrees
+from pipeline.checks.text import plain_words
 from pipeline.labels import protocol as get_protocol
 from pipeline.parquet import arrow_schema, iter_records, to_table
 from pipeline.rationale import EvidenceKind
 from pipeline.records import CheckResult, GenerationRecord, Utterance, VerifiedRecord
+from pipeline.verify_stats import VerifyStats
 
 BLIND_STYLE = "blind"  # stage one's label-blind style: its rows feed blind_consistency, they are not verified
 MAX_SCORED_EVIDENCE = 4  # evidence beyond four items is padding, not better grounding
@@ -58,12 +59,20 @@ MAX_SCORED_EVIDENCE = 4  # evidence beyond four items is padding, not better gro
 GC_YOUNG_OBJECTS_PER_RECORD = 64
 ROW_GROUP_ROWS = 8192  # row groups of the verified parquet; each holds one (accepted, dataset, emotion)
 _PASSED = attrgetter("passed")
+_KIND = attrgetter("kind")
 GROUNDING_OF_KIND = {
     EvidenceKind.lexical: "quote_grounding",
     EvidenceKind.acoustic: "acoustic_grounding",
     EvidenceKind.contextual: "context_grounding",
 }
 _ACOUSTIC = EvidenceKind.acoustic  # an enum member read off its class costs ~170 ns per access (Python 3.11)
+# A record's check results are a list in CHECK_NAMES order; these are positions in it.
+_SCHEMA = CHECK_NAMES.index("schema")
+_DUPLICATE = CHECK_NAMES.index(DUPLICATE)
+_GROUNDING_AT = {kind: CHECK_NAMES.index(name) for kind, name in GROUNDING_OF_KIND.items()}
+# The duplicate check's slot until the batch's index has run (never in a verdict).
+_PENDING = CheckResult(name=DUPLICATE, passed=True, reason="pending")
+_VERIFIED_FIELDS = frozenset(VerifiedRecord.model_fields)
 
 
 class ScoreWeights(BaseModel):
@@ -106,62 +115,13 @@ class VerifyConfig(BaseModel):
         return name in self.checks
 
 
-@dataclass
-class VerifyStats:
-    """Counts of one verify run: per check, failures and not-applicable; per dataset, acceptance."""
-
-    records: int = 0
-    accepted: int = 0
-    selected: int = 0
-    utterances: int = 0
-    failed: Counter[str] = field(default_factory=Counter)
-    not_applicable: Counter[str] = field(default_factory=Counter)
-    by_dataset: dict[str, list[int]] = field(default_factory=dict)  # dataset -> [records, accepted]
-    unknown_utterances: int = 0
-    duplicate_index_bytes: int = 0  # memory of the near-duplicate index, the one state that grows
-
-    def add(self, record: VerifiedRecord) -> None:
-        self.records += 1
-        self.accepted += record.accepted
-        self.selected += record.selected
-        counts = self.by_dataset.setdefault(record.dataset, [0, 0])
-        counts[0] += 1
-        counts[1] += record.accepted
-        for check in record.checks:
-            if not check.passed:
-                self.failed[check.name] += 1
-            elif check.reason and check.reason.startswith(NOT_APPLICABLE):  # a real pass has no reason
-                self.not_applicable[check.name] += 1
-
-    def to_dict(self) -> dict:
-        return {
-            "records": self.records,
-            "accepted": self.accepted,
-            "acceptance_rate": round(self.accepted / self.records, 4) if self.records else None,
-            "selected": self.selected,
-            "utterances": self.utterances,
-            "unknown_utterances": self.unknown_utterances,
-            "duplicate_index_bytes": self.duplicate_index_bytes,
-            "failed": dict(self.failed.most_common()),
-            "not_applicable": dict(self.not_applicable.most_common()),
-            "by_dataset": {k: {"records": v[0], "accepted": v[1]} for k, v in sorted(self.by_dataset.items())},
-        }
-
-    def summary(self) -> str:
-        lines = [
-            f"{self.records} records, {self.accepted} accepted, {self.selected} selected ({self.utterances} utterances)"
-        ]
-        lines += [f"  {name:<20} failed {count}" for name, count in self.failed.most_common()]
-        return "\n".join(lines)
-
-
-def score(record: GenerationRecord, checks: dict[str, CheckResult], weights: ScoreWeights) -> float:
-    """Best-of-n score of one candidate (see module doc)."""
+def score(record: GenerationRecord, checks: Sequence[CheckResult], weights: ScoreWeights) -> float:
+    """Best-of-n score of one candidate (see module doc); ``checks`` in :data:`CHECK_NAMES` order."""
     answer = record.answer
     if answer is None:
         return 0.0
-    verified = [e for e in answer.evidence if checks[GROUNDING_OF_KIND[e.kind]].passed]
-    kinds = {e.kind for e in verified}
+    verified = [kind for kind in map(_KIND, answer.evidence) if checks[_GROUNDING_AT[kind]].passed]
+    kinds = set(verified)
     value = weights.verified_evidence * min(len(verified), MAX_SCORED_EVIDENCE)
     value += weights.evidence_kinds * max(len(kinds) - 1, 0)
     if _ACOUSTIC in kinds:
@@ -170,6 +130,14 @@ def score(record: GenerationRecord, checks: dict[str, CheckResult], weights: Sco
     if low <= len(answer.reasoning.split()) <= high:
         value += weights.length
     return value
+
+
+def _runner(name: str, disabled: Mapping[str, CheckResult]) -> Callable[[GenerationRecord, CheckInput], CheckResult]:
+    """What fills the slot of check ``name``: the check, or a fixed result (disabled, or pending)."""
+    fixed = disabled.get(name, _PENDING if name == DUPLICATE else None)
+    if fixed is None:
+        return CHECKS[name]
+    return lambda record, evidence: fixed
 
 
 class _Verifier:
@@ -185,8 +153,16 @@ class _Verifier:
     ):
         self.utterances, self.profiles, self.cfg, self.blind, self.stats = utterances, profiles, cfg, blind, stats
         self.duplicates = DuplicateIndex(cfg.settings) if cfg.enabled(DUPLICATE) else None
-        self.enabled = [(name, check) for name, check in CHECKS.items() if cfg.enabled(name)]
-        self.disabled = {name: not_applicable(name, "disabled") for name in CHECK_NAMES if not cfg.enabled(name)}
+        disabled = {name: not_applicable(name, "disabled") for name in CHECK_NAMES if not cfg.enabled(name)}
+        # What runs at each position of CHECK_NAMES: the check, or the fixed result of a disabled one.
+        # The duplicate check runs later, over the batch; its slot holds _PENDING until then.
+        self.row = [_runner(name, disabled) for name in CHECK_NAMES]
+        # A record without an answer: every check that reads one is n/a (schema says why), the rest as usual.
+        self.no_answer = [
+            disabled.get(name, _PENDING if name == DUPLICATE else not_applicable(name, "no answer"))
+            for name in CHECK_NAMES
+        ]
+        self.unknown = [not_applicable(name, "unknown utterance") for name in CHECK_NAMES]
 
     def _input(self, utterance_id: str, record: GenerationRecord) -> CheckInput:
         utterance = self.utterances.get(utterance_id)
@@ -200,22 +176,18 @@ class _Verifier:
             blind_enabled=self.cfg.blind,
         )
 
-    def _run_checks(self, record: GenerationRecord, evidence: CheckInput) -> dict[str, CheckResult]:
-        results: dict[str, CheckResult] = dict(self.disabled)
+    def _run_checks(self, record: GenerationRecord, evidence: CheckInput) -> list[CheckResult]:
+        """Every check's result, in CHECK_NAMES order."""
         if evidence.utterance is None:
             # Nothing to check against: a generation for an utterance the dataset does not have.
-            for name in CHECK_NAMES:
-                results[name] = not_applicable(name, "unknown utterance")
-            results["schema"] = failed("schema", f"utterance {record.utterance_id!r} is not in the dataset")
+            results = list(self.unknown)
+            results[_SCHEMA] = failed("schema", f"utterance {record.utterance_id!r} is not in the dataset")
             return results
         if record.answer is None or record.error:
-            for name, _ in self.enabled:
-                results[name] = not_applicable(name, "no answer")
-            results["schema"] = CHECKS["schema"](record, evidence)
+            results = list(self.no_answer)
+            results[_SCHEMA] = CHECKS["schema"](record, evidence)
             return results
-        for name, check in self.enabled:
-            results[name] = check(record, evidence)
-        return results
+        return [check(record, evidence) for check in self.row]
 
     def batch(self, records: list[GenerationRecord]) -> Iterator[VerifiedRecord]:
         """Verdicts of one batch, built one at a time as they are consumed.
@@ -224,66 +196,75 @@ class _Verifier:
         a batch of verdicts that the garbage collector would scan and promote.
         """
         inputs: dict[str, CheckInput] = {}
-        results = []
+        evidences, results = [], []
+        words: list[tuple[str, ...] | None] = []  # the reasoning's words, for the duplicate index
         for record in records:
             evidence = inputs.get(record.utterance_id)
             if evidence is None:
                 evidence = inputs[record.utterance_id] = self._input(record.utterance_id, record)
-                self.stats.utterances += 1
-                self.stats.unknown_utterances += evidence.utterance is None
+            evidences.append(evidence)
             results.append(self._run_checks(record, evidence))
+            if self.duplicates is not None:  # split by the checks just now: a cache hit
+                words.append(plain_words(record.answer.reasoning) if record.answer is not None else None)
         # Whether every check so far passed: the duplicate index only indexes those records, and a
         # record is accepted when its duplicate check (added now, or already n/a) passes as well.
-        passing = [all(map(_PASSED, checks.values())) for checks in results]
-        if self.duplicates is not None:
-            self._duplicates(records, results, passing)
-            self.stats.duplicate_index_bytes = self.duplicates.nbytes()
-        scores = [score(record, checks, self.cfg.weights) for record, checks in zip(records, results, strict=True)]
-        accepted = [ok and checks[DUPLICATE].passed for ok, checks in zip(passing, results, strict=True)]
+        passing = [all(map(_PASSED, checks)) for checks in results]
+        self._duplicates(records, results, passing, words)
+        weights = self.cfg.weights
+        scores = [score(record, checks, weights) for record, checks in zip(records, results, strict=True)]
+        accepted = [ok and checks[_DUPLICATE].passed for ok, checks in zip(passing, results, strict=True)]
         selected = _select(records, scores, accepted)
+        self.stats.add_batch(records, results, accepted, selected, inputs)
         for i, record in enumerate(records):
-            yield self._verdict(record, results[i], inputs[record.utterance_id], scores[i], i in selected, accepted[i])
+            yield self._verdict(record, results[i], evidences[i], scores[i], i in selected, accepted[i])
 
     def _duplicates(
-        self, records: list[GenerationRecord], results: list[dict[str, CheckResult]], passing: list[bool]
+        self,
+        records: list[GenerationRecord],
+        results: list[list[CheckResult]],
+        passing: list[bool],
+        words: list[tuple[str, ...] | None],
     ) -> None:
-        rows = [i for i, r in enumerate(records) if r.answer is not None and DUPLICATE not in results[i]]
-        if rows:
-            copies = self.duplicates.check_batch(
-                [records[i].answer.reasoning for i in rows],
-                [records[i].id for i in rows],
-                [records[i].utterance_id for i in rows],
-                [passing[i] for i in rows],
-            )
-            for i, copied in zip(rows, copies, strict=True):
-                results[i][DUPLICATE] = (
-                    passed(DUPLICATE) if copied is None else failed(DUPLICATE, f"near-copy of {copied}")
+        if self.duplicates is not None:
+            rows = [i for i, r in enumerate(records) if r.answer is not None and results[i][_DUPLICATE] is _PENDING]
+            if rows:
+                copies = self.duplicates.check_batch(
+                    [records[i].answer.reasoning for i in rows],
+                    [records[i].id for i in rows],
+                    [records[i].utterance_id for i in rows],
+                    [passing[i] for i in rows],
+                    [words[i] for i in rows],
                 )
+                for i, copied in zip(rows, copies, strict=True):
+                    results[i][_DUPLICATE] = (
+                        passed(DUPLICATE) if copied is None else failed(DUPLICATE, f"near-copy of {copied}")
+                    )
+            self.stats.duplicate_index_bytes = self.duplicates.nbytes()
         for checks in results:
-            checks.setdefault(DUPLICATE, not_applicable(DUPLICATE, "no answer"))
+            if checks[_DUPLICATE] is _PENDING:
+                checks[_DUPLICATE] = not_applicable(DUPLICATE, "no answer")
 
     def _verdict(
         self,
         record: GenerationRecord,
-        results: dict[str, CheckResult],
+        checks: list[CheckResult],
         evidence: CheckInput,
         value: float,
         selected: bool,
         accepted: bool,
     ) -> VerifiedRecord:
-        checks = list(map(results.__getitem__, CHECK_NAMES))
-        reasons = [] if accepted else [f"{c.name}: {c.reason}" for c in checks if not c.passed]
         blind_emotion = evidence.blind_emotion
-        agrees = blind_agrees(blind_emotion, record, evidence.protocol) if blind_emotion is not None else None
         return _extend(
             record,
             accepted=accepted,
-            reasons=reasons,
+            reasons=[] if accepted else [f"{c.name}: {c.reason}" for c in checks if not c.passed],
             checks=checks,
             score=value,
             selected=selected,
             blind_emotion=blind_emotion,
-            blind_agrees=agrees,
+            blind_agrees=(
+                blind_agrees(blind_emotion, record, evidence.protocol) if blind_emotion is not None else None
+            ),
         )
 
 
@@ -295,10 +276,13 @@ def _extend(record: GenerationRecord, **verdict: object) -> VerifiedRecord:
     checks together. Every value here is already valid (tests/test_verify.py compares the
     result with a validated VerifiedRecord).
     """
-    values = {**record.__dict__, **verdict}
+    values = record.__dict__.copy()  # a C-level clone of the record's field table
+    values.update(verdict)
     verified = VerifiedRecord.__new__(VerifiedRecord)
     object.__setattr__(verified, "__dict__", values)
-    object.__setattr__(verified, "__pydantic_fields_set__", set(values))
+    # Every field is set when the verdict is whole (the same set each time: copied, not rebuilt).
+    fields = set(_VERIFIED_FIELDS) if len(values) == len(_VERIFIED_FIELDS) else set(values)
+    object.__setattr__(verified, "__pydantic_fields_set__", fields)
     object.__setattr__(verified, "__pydantic_extra__", None)
     object.__setattr__(verified, "__pydantic_private__", None)
     return verified
@@ -353,7 +337,7 @@ def verify(
     blind: Mapping[str, str] | None = None,
     stats: VerifyStats | None = None,
 ) -> Iterator[VerifiedRecord]:
-    """Verify stage-one records, in order, streaming; ``stats`` (if given) is filled as they pass."""
+    """Verify stage-one records, in order, streaming; ``stats`` (if given) is filled a batch at a time."""
     cfg = cfg or VerifyConfig()
     stats = stats if stats is not None else VerifyStats()
     verifier = _Verifier(utterances, profiles, cfg, blind, stats)
@@ -371,9 +355,7 @@ def verify(
         gc.set_threshold(max(threshold[0], GC_YOUNG_OBJECTS_PER_RECORD * cfg.batch_size), *threshold[1:])
     try:
         for group in _groups(rationales, cfg.batch_size):
-            for record in verifier.batch(group):
-                stats.add(record)
-                yield record
+            yield from verifier.batch(group)
     finally:
         gc.set_threshold(*threshold)
         if not frozen_before:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 from factories_generation import check_input, generation, profile, utterance
 
 from pipeline.acoustic.cues import PHRASES
 from pipeline.checks.acoustic import check_acoustic
-from pipeline.checks.acoustic_claims import find_claims
+from pipeline.checks.acoustic_claims import _CLAIMS, _CLAIMS_AT, LEXICON, find_claims
 from pipeline.checks.base import CheckSettings
 from pipeline.records import Measure
 
@@ -115,3 +118,21 @@ def test_cue_phrase_from_the_prompt_passes_and_no_claims_is_not_applicable():
     assert check_acoustic(rec, check_input(utt, prof)).passed
     plain = generation(utt, [("lexical", "Kids are talking", "x")], "The statement is neutral but he is angry.")
     assert check_acoustic(plain, check_input(utt, prof)).reason.startswith("n/a")
+
+
+def test_first_character_dispatch_matches_what_the_whole_lexicon_matches():
+    # The claim regex is tried only with the lexicon entries that can start with the character at
+    # the position (pipeline.checks.first_char): at every position of lexicon-made and other
+    # phrases it must return the same entry and span as the whole alternation.
+    vocabulary = {w for pattern, _, _ in LEXICON for w in re.findall(r"[a-z0-9]+(?:[- ][a-z]+)?", pattern)}
+    vocabulary |= {"not", "very", "the", "a", "and", "is", "was", "-", "'", "high-pitched", "so", "rather", "x"}
+    rng = random.Random(0)
+    words = sorted(vocabulary)
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 10))) for _ in range(6_000)]
+    texts += ["she speaks quickly and loudly.", "a high-pitched, shaky voice", "1st pitch", "", "?!"]
+    for text in texts:
+        for pos in range(len(text) + 1):
+            whole, dispatched = _CLAIMS.match(text, pos), _CLAIMS_AT.match(text, pos)
+            assert (whole and (whole.lastgroup, whole.span())) == (
+                dispatched and (dispatched.lastgroup, dispatched.span())
+            ), (text, pos)

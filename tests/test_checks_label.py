@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from factories_generation import check_input, generation, meld_rows, meld_utterance, utterance
 
-from pipeline.checks.label import asserted_emotions, check_label
+from pipeline.checks.label import asserted_emotions, check_label, concluded_emotion
 from pipeline.checks.leakage import check_leakage
-from pipeline.labels import PROTOCOLS, Emotion
+from pipeline.labels import PROTOCOLS, Emotion, Protocol
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +102,12 @@ def test_plain_conclusion_and_transcript_words_in_quotes_do_not_leak():
         'She says she is "angry", and the emotion is clearly anger: the given words are hostile.',
     )
     assert check_leakage(rec, check_input(utt)).passed
+
+
+def test_concluded_emotion_is_cached_only_for_registered_protocols():
+    # The cache is keyed by protocol name: a caller's own protocol of the same name is read afresh.
+    registered = PROTOCOLS["iemocap4"]
+    own = Protocol("iemocap4", (Emotion.angry, Emotion.excited), {})
+    assert concluded_emotion("excited", registered) is Emotion.happy  # merged under the registered one
+    assert concluded_emotion("excited", own) is Emotion.excited
+    assert concluded_emotion("mild anger", own) is Emotion.angry and concluded_emotion("sad", own) is None

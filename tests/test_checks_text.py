@@ -4,7 +4,8 @@ normalise / plain_words / split_words take a bytes.translate shortcut for ASCII 
 has_words a first-character shortcut; the references below are the regex and str.translate
 definitions they replaced. Random strings mix letters, digits, every ASCII punctuation mark,
 apostrophes between and around words, control characters that str.split treats as whitespace,
-and a few non-ASCII characters (which must take the general path).
+and a few non-ASCII characters (which must take the general path). The clause splitter and the
+clause word lists (read by the label, acoustic and leakage checks) are compared the same way.
 """
 
 from __future__ import annotations
@@ -16,16 +17,20 @@ import unicodedata
 
 from pipeline.checks.text import (
     _APOSTROPHE,
+    _CLAUSE_END,
     _NOT_WORDS,
     _PUNCTUATION,
     _PUNCTUATION_TO_SPACE,
     _QUOTE_CHARS,
+    ClauseWords,
+    _split_clauses,
     has_words,
     normalise,
     plain_words,
     quote_parts,
     split_words,
     strip_word,
+    stripped_words,
 )
 
 ALPHABET = string.ascii_letters + string.digits + string.punctuation + " \t\n'''___\x1c\x1f\x0b" + "’é—…“ßİ"
@@ -78,3 +83,33 @@ def test_quote_parts_split_at_ellipses_and_drop_empty_parts():
     assert quote_parts("Wait… what?") == ("wait", "what")
     assert quote_parts("!!!") == ()
     assert quote_parts("He’s LOST it") == ("hes lost it",)
+
+
+def reference_clause_words(clause: str) -> list[tuple[int, str]]:
+    out, offset = [], 0
+    for raw in clause.split(" "):
+        word = raw.strip(_PUNCTUATION)
+        if word:
+            out.append((offset + raw.find(word[0]), word))
+        offset += len(raw) + 1
+    return out
+
+
+def test_clause_splitting_equals_the_regex():
+    # translate + split unless a spaced dash needs the regex; dashes, odd spaces and every separator
+    rng = random.Random(2)
+    alphabet = "ab -–—,.;:!?\n\t\u00a0\u2003'\""
+    texts = ["a - b", "a -b", "a- b", "well-known", " - ", "-", "a\t-\u00a0b", "x — y – z", "a - - b"]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 16))) for _ in range(50_000)]
+    texts += random_texts(5_000, seed=3)
+    for text in texts:
+        assert _split_clauses(text) == _CLAUSE_END.split(text), repr(text)
+
+
+def test_clause_words_and_offsets_equal_the_word_by_word_definition():
+    for text in random_texts(20_000, seed=4):
+        words = ClauseWords(text)
+        expected = reference_clause_words(text)
+        assert words.words == [w for _, w in expected], repr(text)
+        assert [words.offset(i) for i in range(len(expected))] == [o for o, _ in expected], repr(text)
+        assert stripped_words(text) == [w for w in map(strip_word, text.split()) if w], repr(text)

@@ -11,9 +11,10 @@ import pytest
 from factories_generation import generation, profile, utterance
 
 from pipeline.checks import CHECK_NAMES
+from pipeline.checks.base import not_applicable, passed
 from pipeline.cli import main
 from pipeline.parquet import iter_records, write_records
-from pipeline.records import GenerationRecord, VerifiedRecord
+from pipeline.records import CheckResult, GenerationRecord, VerifiedRecord
 from pipeline.verify import (
     GC_YOUNG_OBJECTS_PER_RECORD,
     VerifyConfig,
@@ -206,3 +207,19 @@ def test_verify_command_on_the_demo_corpus(tmp_path, capsys):
     assert "6 records, 6 accepted, 3 selected" in printed
     assert (tmp_path / "verify.config.yaml").is_file()
     assert main(["verify", str(tmp_path / "missing.parquet"), "--dataset", "demo"]) == 2
+
+
+def test_stats_also_count_results_built_outside_the_shared_constructors():
+    # Shared pass and n/a results are counted by identity; any other result is looked at itself,
+    # in rejected and (when there are any left) accepted records alike.
+    own_na = CheckResult(name="label", passed=True, reason="n/a: a caller's own")
+    own_failure = CheckResult(name="label", passed=False, reason="bad")
+    results = [
+        [passed("schema"), own_na],
+        [passed("schema"), own_failure],
+        [not_applicable("schema", "no answer"), passed("label")],
+    ]
+    stats = VerifyStats()
+    stats.add_batch(candidates()[:3], results, [True, False, True], {0}, {})
+    assert stats.not_applicable == {"label": 1, "schema": 1} and stats.failed == {"label": 1}
+    assert (stats.records, stats.accepted, stats.selected) == (3, 2, 1)

@@ -247,3 +247,18 @@ def test_verdicts_equal_the_reference_implementation():
 )
 def test_verdicts_do_not_depend_on_the_batch_size():
     assert _verdicts(batch_size=128)[0] == _verdicts(batch_size=5000)[0]
+
+
+def test_batch_stats_equal_the_stats_of_each_verdict():
+    # verify() counts a batch at once (shared pass and n/a results by identity, failures one by
+    # one); the counts must be those of adding every verdict it yields.
+    utts, profiles, records = tricky_records()
+    for cfg in (VerifyConfig(batch_size=64), VerifyConfig(batch_size=300, blind=True, checks=["label", "schema"])):
+        batched, one_by_one = VerifyStats(), VerifyStats()
+        blind = {uid: "sad" for uid in list(utts)[::3]}
+        for record in verify(records, utts, profiles, cfg, blind, stats=batched):
+            one_by_one.add(record)
+        one_by_one.utterances, one_by_one.unknown_utterances = batched.utterances, batched.unknown_utterances
+        one_by_one.duplicate_index_bytes = batched.duplicate_index_bytes
+        assert batched.to_dict() == one_by_one.to_dict()
+        assert sum(batched.failed.values()) > 0 and sum(batched.not_applicable.values()) > 0

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from pipeline.checks.acoustic_claims import Claim, find_claims
 from pipeline.checks.base import CheckInput, ProfileLike, clip, failed, not_applicable, passed
-from pipeline.checks.text import normalise
+from pipeline.checks.text import normalise, suggests_text
 from pipeline.rationale import EvidenceKind
 from pipeline.records import CheckResult, GenerationRecord
 
@@ -78,7 +78,7 @@ def check_acoustic(record: GenerationRecord, evidence: CheckInput) -> CheckResul
                 problems.append(f"acoustic evidence names no measured cue: {clip(item.cue)!r}")
             claims.extend(item_claims)
     # One line per field: clauses (and claims) never span two of them.
-    claims.extend(find_claims("\n".join([item.suggests for item in answer.evidence])))
+    claims.extend(find_claims(suggests_text(answer)))
     if not claims and not acoustic_items:
         return not_applicable(NAME, "no acoustic evidence or claim")
     if acoustic_items and profile is None:

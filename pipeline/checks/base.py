@@ -13,18 +13,19 @@ apart from a real pass; a failed check's reason names what failed (the quote, th
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cache, cached_property, lru_cache
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from functools import cache
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipeline.checks.text import NormText
 from pipeline.labels import Protocol as LabelProtocol
 from pipeline.records import AcousticCue, CheckResult, Measure, Utterance
 
 if TYPE_CHECKING:
     from pipeline.checks.injection import InjectionFinding
-    from pipeline.checks.text import NormText
 
 NOT_APPLICABLE = "n/a"
 
@@ -74,6 +75,25 @@ class CheckSettings(BaseModel):
 DEFAULT_SETTINGS = CheckSettings()
 
 
+_T = TypeVar("_T")
+
+
+class _lazy(Generic[_T]):  # noqa: N801 - used like functools.cached_property
+    """``functools.cached_property`` without its lock (Python 3.11 takes an RLock on every first
+    access, ~1 µs per utterance). Two threads reading a value first may both compute it: the values
+    are equal, as pure functions of the input."""
+
+    def __init__(self, compute: Callable[[Any], _T]):
+        self.compute, self.name = compute, compute.__name__
+        self.__doc__ = compute.__doc__
+
+    def __get__(self, instance: Any, owner: type) -> _T:
+        if instance is None:
+            return self  # type: ignore[return-value]
+        value = instance.__dict__[self.name] = self.compute(instance)  # later reads find it first
+        return value
+
+
 @dataclass(eq=False)
 class CheckInput:
     """Everything a rationale is checked against, for one utterance."""
@@ -86,42 +106,61 @@ class CheckInput:
     blind_enabled: bool = False
     extra: dict[str, object] = field(default_factory=dict)  # reserved for callers; checks ignore it
 
-    @cached_property
+    @_lazy
     def transcript(self) -> NormText | None:
-        from pipeline.checks.text import NormText
-
         text = self.utterance.transcript if self.utterance is not None else None
         return NormText.of(text) if text else None
 
-    @cached_property
+    @_lazy
     def context(self) -> list[tuple[int, str, NormText]]:
         """(turn, speaker, normalised text) of each previous turn."""
-        from pipeline.checks.text import NormText
-
         if self.utterance is None:
             return []
         return [(t.turn, t.speaker, NormText.of(t.text)) for t in self.utterance.context]
 
-    @cached_property
+    @_lazy
     def injection(self) -> InjectionFinding | None:
-        from pipeline.checks.injection import find_injection
-
-        return find_injection(self.utterance, self.protocol)
+        return _find_injection()(self.utterance, self.protocol)
 
 
-# Stage two builds ten results per record: pass and n/a results are shared (CheckResult is frozen).
+@cache
+def _find_injection() -> Callable[[Utterance | None, LabelProtocol], InjectionFinding | None]:
+    # Imported on first use: pipeline.checks.injection imports this module. An import statement
+    # in the property itself costs ~1 µs per utterance.
+    from pipeline.checks.injection import find_injection
+
+    return find_injection
+
+
+# Stage two builds ten results per record: pass and n/a results are shared (CheckResult is frozen)
+# and live as long as the process (the n/a reasons are a few fixed phrases per check), so the
+# stats count them by identity (pipeline.verify_stats).
+_SHARED: dict[int, CheckResult] = {}
+
+
+def _shared(result: CheckResult) -> CheckResult:
+    _SHARED[id(result)] = result
+    return result
+
+
+def shared_results() -> Mapping[int, CheckResult]:
+    """id -> result of every shared (pass or n/a) result made so far."""
+    return _SHARED
+
+
 @cache
 def passed(name: str) -> CheckResult:
-    return CheckResult(name=name, passed=True, reason="")
+    return _shared(CheckResult(name=name, passed=True, reason=""))
 
 
 def failed(name: str, reason: str) -> CheckResult:
     return CheckResult(name=name, passed=False, reason=reason)
 
 
-@lru_cache(maxsize=1024)
+@cache
 def not_applicable(name: str, why: str) -> CheckResult:
-    return CheckResult(name=name, passed=True, reason=f"{NOT_APPLICABLE}: {why}")
+    """A pass that did not apply; ``why`` is one of the check's fixed phrases (the results are kept)."""
+    return _shared(CheckResult(name=name, passed=True, reason=f"{NOT_APPLICABLE}: {why}"))
 
 
 def clip(text: str, limit: int = 60) -> str:

@@ -18,9 +18,10 @@ import json
 import re
 from functools import lru_cache
 from itertools import pairwise
+from operator import eq
 
 from pipeline.checks.base import CheckInput, CheckSettings, clip, failed, passed
-from pipeline.checks.text import own_words, plain_words, unquoted
+from pipeline.checks.text import own_words, plain_words, suggests_text, unquoted
 from pipeline.records import CheckResult, GenerationRecord
 
 NAME = "degeneracy"
@@ -43,7 +44,9 @@ STOPWORDS = frozenset(_STOPWORDS_WORDS.split())
 
 
 def _refusal(text: str) -> re.Match[str] | None:
-    if _REFUSAL_ANCHORS.isdisjoint(plain_words(text)):
+    # Without quoted spans the text's own-word set (cached for label and leakage) holds every word:
+    # the test then looks up the ten anchors instead of every word.
+    if _REFUSAL_ANCHORS.isdisjoint(own_words(text) if unquoted(text) is text else plain_words(text)):
         return None
     return _REFUSAL.search(text)
 
@@ -57,12 +60,6 @@ def _max_tokens(sampling: str) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def _repeated_words(text: str, words: tuple[str, ...]) -> int:
-    """How many words repeat an earlier word (the word set is the one label/leakage already cached)."""
-    distinct = own_words(text) if unquoted(text) is text else set(words)
-    return len(words) - len(distinct)
-
-
 def _loop(words: tuple[str, ...], settings: CheckSettings, repeated: int) -> str | None:
     # Every word of a run but the first, and every word of a repeated n-gram, repeats an earlier
     # word: with few repeated words (fluent prose) a run or a loop cannot be there, and it is not searched.
@@ -70,8 +67,9 @@ def _loop(words: tuple[str, ...], settings: CheckSettings, repeated: int) -> str
     # run (5) but not for a loop (30% of its n-grams).
     n = settings.repetition_ngram
     total = len(words) - n + 1
-    # A run of MAX_WORD_RUN equal words needs that many - 1 equal neighbours: count them in C first.
-    if repeated >= MAX_WORD_RUN - 1 and sum(map(str.__eq__, words, words[1:])) >= MAX_WORD_RUN - 1:
+    # A run of MAX_WORD_RUN equal words needs that many - 1 equal neighbours: count them in C first
+    # (operator.eq: twice as fast as str.__eq__ through map on this VM).
+    if repeated >= MAX_WORD_RUN - 1 and sum(map(eq, words, words[1:])) >= MAX_WORD_RUN - 1:
         run = 1
         for previous, word in pairwise(words):
             run = run + 1 if word == previous else 1
@@ -89,7 +87,7 @@ def _loop(words: tuple[str, ...], settings: CheckSettings, repeated: int) -> str
     return None
 
 
-def _language(text: str, words: list[str], settings: CheckSettings) -> str | None:
+def _language(text: str, words: tuple[str, ...], settings: CheckSettings) -> str | None:
     letters = () if text.isascii() else _LETTERS.findall(text)
     if letters:
         ascii_share = sum(c.isascii() for c in letters) / len(letters)
@@ -115,11 +113,14 @@ def check_degeneracy(record: GenerationRecord, evidence: CheckInput) -> CheckRes
     elif reasoning.rstrip()[-1:] not in CLOSING:
         problems.append(f"truncated: reasoning ends mid-sentence ({clip(reasoning[-30:], 30)!r})")
     words = plain_words(reasoning)
-    for problem in (_loop(words, settings, _repeated_words(reasoning, words)), _language(reasoning, words, settings)):
+    # The set of its words (the one label and leakage already cached, when nothing is quoted).
+    distinct = own_words(reasoning) if unquoted(reasoning) is reasoning else frozenset(words)
+    repeated = len(words) - len(distinct)  # how many words repeat an earlier word
+    for problem in (_loop(words, settings, repeated), _language(reasoning, words, settings)):
         if problem:
             problems.append(problem)
     # The evidence texts one per line (no refusal phrase spans a line), searched after the reasoning.
-    refusal = _refusal(reasoning) or _refusal("\n".join([e.suggests for e in answer.evidence]))
+    refusal = _refusal(reasoning) or _refusal(suggests_text(answer))
     if refusal:
         problems.append(f"refusal: {refusal.group(0)!r}")
     if problems:

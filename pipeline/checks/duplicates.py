@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import zlib
 from array import array
-from collections.abc import Sequence
-from itertools import chain, repeat
+from collections.abc import Iterable, Sequence
+from itertools import accumulate, chain, islice, repeat
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
@@ -113,19 +113,22 @@ class DuplicateIndex:
 
     # ---- signatures ----
 
-    def _word_hashes(self, words: Sequence[str]) -> np.ndarray:
+    def _word_hashes(self, words: Iterable[str], count: int) -> np.ndarray:
         cache = self._words
         if len(cache) > _WORD_CACHE_LIMIT:
             cache.clear()
         # One C-level lookup per word; only new words reach _WordHashes.__missing__.
-        return np.fromiter(map(cache.__getitem__, words), dtype=np.uint32, count=len(words))
+        return np.fromiter(map(cache.__getitem__, words), dtype=np.uint32, count=count)
 
-    def _shingles(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    def _shingles(
+        self, texts: Sequence[str], words: Sequence[tuple[str, ...]] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(uint32 hash of every word shingle of the batch, shingle count per text)."""
-        # the words the degeneracy check already split (cached): punctuation never counts
-        tokenised = [plain_words(t) for t in texts]
+        # the words the degeneracy check already split (punctuation never counts): handed over by
+        # the caller, or from the word cache
+        tokenised = words if words is not None else [plain_words(t) for t in texts]
         lengths = np.fromiter(map(len, tokenised), dtype=np.int64, count=len(texts))
-        w = self._word_hashes(list(chain.from_iterable(tokenised)))
+        w = self._word_hashes(chain.from_iterable(tokenised), int(lengths.sum()))
         k = self.shingle
         counts = np.maximum(lengths - k + 1, 0)
         if len(w) < k:
@@ -147,9 +150,14 @@ class DuplicateIndex:
         """uint32 hash of each word ``shingle``-gram of one text (empty when it is shorter)."""
         return self._shingles([text])[0]
 
-    def signatures(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(signatures (n, num_perm) uint32, has_signature (n,) bool) for a batch of texts."""
-        hashes, counts = self._shingles(texts)
+    def signatures(
+        self, texts: Sequence[str], words: Sequence[tuple[str, ...]] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(signatures (n, num_perm) uint32, has_signature (n,) bool) for a batch of texts.
+
+        ``words``: each text's ``plain_words``, when the caller already has them.
+        """
+        hashes, counts = self._shingles(texts, words)
         has = counts > 0
         sigs = np.full((len(texts), self.num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
         hv = _fmix(hashes, 32)
@@ -181,16 +189,23 @@ class DuplicateIndex:
 
     def _indexed_candidates(self, keys: np.ndarray) -> np.ndarray:
         """(b, n) earliest indexed ordinal per band with an equal key, -1 when none."""
-        found = np.full(keys.shape, -1, dtype=np.int64)
+        # Searched in key order: sorted queries walk each run forward (3x faster than random
+        # order on this VM), and are sorted once for all runs.
+        order = np.argsort(keys, axis=1)
+        queries = np.take_along_axis(keys, order, axis=1)
+        found = np.full(keys.shape, -1, dtype=np.int64)  # in query order until the end
         for run_keys, run_ords in self._runs:
+            last = run_keys.shape[1] - 1
             for band in range(self.bands):
-                pos = np.searchsorted(run_keys[band], keys[band])
-                pos_ok = np.minimum(pos, len(run_keys[band]) - 1)
-                hit = (pos < len(run_keys[band])) & (run_keys[band][pos_ok] == keys[band])
-                ords = np.where(hit, run_ords[band][pos_ok], -1)
+                pos = np.searchsorted(run_keys[band], queries[band])
+                np.minimum(pos, last, out=pos)
+                hit = run_keys[band][pos] == queries[band]
+                ords = np.where(hit, run_ords[band][pos], -1)
                 better = (ords >= 0) & ((found[band] < 0) | (ords < found[band]))
                 found[band] = np.where(better, ords, found[band])
-        return found
+        out = np.empty_like(found)
+        np.put_along_axis(out, order, found, axis=1)
+        return out
 
     def _append(self, sig16: np.ndarray, utts: list[int], record_ids: list[str]) -> None:
         """Store signatures and utterance hashes of newly indexed records, chunk by chunk."""
@@ -203,9 +218,9 @@ class DuplicateIndex:
             take = min(_CHUNK - slot, len(record_ids) - done)
             self._sig_chunks[-1][slot : slot + take] = sig16[done : done + take]
             self._utt_chunks[-1][slot : slot + take] = utts[done : done + take]
-            for record_id in record_ids[done : done + take]:
-                self._id_blob += record_id.encode()
-                self._id_ends.append(len(self._id_blob))
+            encoded = list(map(str.encode, record_ids[done : done + take]))
+            self._id_ends.extend(islice(accumulate(map(len, encoded), initial=len(self._id_blob)), 1, None))
+            self._id_blob += b"".join(encoded)
             done += take
 
     def _add_run(self, keys: np.ndarray, ordinals: np.ndarray) -> None:
@@ -216,10 +231,19 @@ class DuplicateIndex:
             self._runs.append(_sorted_run([k1, k2], [o1, o2]))
 
     def check_batch(
-        self, texts: Sequence[str], record_ids: Sequence[str], utterance_ids: Sequence[str], eligible: Sequence[bool]
+        self,
+        texts: Sequence[str],
+        record_ids: Sequence[str],
+        utterance_ids: Sequence[str],
+        eligible: Sequence[bool],
+        words: Sequence[tuple[str, ...]] | None = None,
     ) -> list[str | None]:
-        """For each record, the id of the earlier record it copies, or None. Eligible originals are indexed."""
-        sigs, has = self.signatures(texts)
+        """For each record, the id of the earlier record it copies, or None. Eligible originals are indexed.
+
+        ``words``: each text's ``plain_words``, when the caller already has them (verify() keeps the
+        batch's, so the word cache need not hold a whole batch).
+        """
+        sigs, has = self.signatures(texts, words)
         sig16 = (sigs & np.uint32(0xFFFF)).astype(np.uint16)
         keys = self._band_keys(sigs)
         earlier = self._indexed_candidates(keys) if self._runs else None
@@ -285,7 +309,7 @@ class DuplicateIndex:
         if len(rows) < 2:
             return shares
         flat = salted[:, rows].ravel()  # (bands * m,), band-major
-        order = np.argsort(flat, kind="stable")
+        order = np.argsort(flat)  # any order of equal keys flags them all
         equal = flat[order[1:]] == flat[order[:-1]]
         dup = np.zeros(len(flat), dtype=bool)
         dup[order[1:][equal]] = True

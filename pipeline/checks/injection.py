@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from pipeline.checks.base import CheckInput, clip, failed, not_applicable, passed
 from pipeline.checks.label import concluded_emotion, gold_emotion
-from pipeline.checks.text import normalise, plain_words, unquoted
+from pipeline.checks.text import normalise, plain_words, split_words, unquoted
 from pipeline.labels import SYNONYMS, Emotion, Protocol, emotion_from_word
 from pipeline.records import CheckResult, GenerationRecord, Utterance
 
@@ -79,7 +79,12 @@ def find_injection(utterance: Utterance | None, proto: Protocol) -> InjectionFin
     """Directives in the utterance's transcript and context (None when there are none)."""
     if utterance is None:
         return None
-    texts = [t.lower() for t in (utterance.transcript, *(turn.text for turn in utterance.context)) if t]
+    texts = [t for t in (utterance.transcript, *(turn.text for turn in utterance.context)) if t]
+    # Nearly every dialogue has no anchor word at all: one test over all its texts (a line each:
+    # no word spans two), then the exact pass text by text only when there is one.
+    if not texts or _ANY_ANCHOR.isdisjoint(split_words("\n".join(texts).lower())):
+        return None
+    texts = [t.lower() for t in texts]
     directive = forced = payload = None
     for text in texts:
         words = plain_words(text)

@@ -19,14 +19,15 @@ from __future__ import annotations
 import re
 from collections import Counter
 from functools import lru_cache
-from itertools import pairwise
+from itertools import compress, count, pairwise
 
 from pipeline.checks.base import CheckInput, clip, failed, passed
-from pipeline.checks.text import TEXT_CACHE, clauses, own_words, split_words, strip_word
-from pipeline.labels import SYNONYMS, Emotion, Protocol, emotion_from_word, protocol
+from pipeline.checks.text import TEXT_CACHE, clauses, own_words, split_words, stripped_words
+from pipeline.labels import PROTOCOLS, SYNONYMS, Emotion, Protocol, emotion_from_word, protocol
 from pipeline.records import CheckResult, GenerationRecord
 
 NAME = "label"
+CONCLUDED_CACHE = 4096  # distinct concluded words ("angry", "mild anger") seen in a corpus are few
 NEGATION_WINDOW = 3  # words: "not at all angry", "no sign of anger"
 NEGATORS = frozenset({"not", "no", "never", "without", "nor", "neither", "nothing", "hardly", "isn't", "wasn't"})
 NEGATING_PAIRS = frozenset({("rather", "than"), ("instead", "of"), ("lack", "of"), ("absence", "of"), ("far", "from")})
@@ -41,6 +42,17 @@ _EMOTION_WORD = re.compile(
 
 def concluded_emotion(word: str, proto: Protocol) -> Emotion | None:
     """The concluded emotion under ``proto``, or None when it is not (exactly) one emotion."""
+    if PROTOCOLS.get(proto.name) is proto:  # a registered protocol: cached by name (a few words recur)
+        return _concluded(word, proto.name)
+    return _read_concluded(word, proto)
+
+
+@lru_cache(maxsize=CONCLUDED_CACHE)
+def _concluded(word: str, proto_name: str) -> Emotion | None:
+    return _read_concluded(word, PROTOCOLS[proto_name])
+
+
+def _read_concluded(word: str, proto: Protocol) -> Emotion | None:
     found = emotion_from_word(word, proto)
     if found is not None:
         return found
@@ -61,27 +73,26 @@ def _negated(previous: list[str]) -> bool:
 
 def asserted_emotions(reasoning: str, proto: Protocol) -> tuple[Emotion, ...]:
     """Emotions the reasoning asserts in its own words, in order (see module doc)."""
+    if _FIRST_WORDS.isdisjoint(own_words(reasoning)):  # most texts: no need to look in the cache
+        return ()
     return _asserted(reasoning, proto.name)
 
 
 @lru_cache(maxsize=TEXT_CACHE)
 def _asserted(reasoning: str, proto_name: str) -> tuple[Emotion, ...]:
-    if _FIRST_WORDS.isdisjoint(own_words(reasoning)):
-        return ()
     proto = protocol(proto_name)  # Protocol holds a dict, so it is not hashable: cache by name
     found = []
     for clause in clauses(reasoning):
         if _FIRST_WORDS.isdisjoint(split_words(clause)):  # a superset of the words below: a C-speed filter
             continue
-        words = [w for w in map(strip_word, clause.split()) if w]
+        words = stripped_words(clause)
         if _FIRST_WORDS.isdisjoint(words):
             continue
-        for i, word in enumerate(words):
-            if word not in _FIRST_WORDS:
-                continue
+        for i in compress(count(), map(_FIRST_WORDS.__contains__, words)):  # the emotion words' positions
+            word = words[i]
             pair = f"{word} {words[i + 1]}" if i + 1 < len(words) else ""
             name = pair if pair in SYNONYMS else word if word in SYNONYMS else None
-            if name is None or name in AMBIGUOUS_IN_REASONING or _negated(words[:i]):
+            if name is None or name in AMBIGUOUS_IN_REASONING or _negated(words[max(0, i - NEGATION_WINDOW) : i]):
                 continue
             emotion = emotion_from_word(name, proto)
             if emotion is not None:

@@ -14,7 +14,7 @@ import re
 from functools import lru_cache
 
 from pipeline.checks.base import CheckInput, clip, failed, passed
-from pipeline.checks.text import clauses, own_words, split_words, strip_word
+from pipeline.checks.text import clauses, own_words, split_words, stripped_words, suggests_text
 from pipeline.records import CheckResult, GenerationRecord
 
 NAME = "leakage"
@@ -43,11 +43,14 @@ def _leak(text: str) -> str | None:
         return None
     for clause in clauses(text):
         # split_words holds every stripped word (and a few more): a C-speed filter before the exact test
-        if not _ANCHORS.isdisjoint(split_words(clause)) and not _ANCHORS.isdisjoint(map(strip_word, clause.split())):
+        if not _ANCHORS.isdisjoint(split_words(clause)) and not _ANCHORS.isdisjoint(stripped_words(clause)):
             match = _LEAK.search(clause)
             if match:
                 return match.group(0).strip()
     return None
+
+
+_OPENING_QUOTES = ('"', "'", "“", "‘")  # the opening class of _quoted_label's pattern
 
 
 @lru_cache(maxsize=1024)
@@ -56,31 +59,39 @@ def _quoted_label(names: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(rf"[\"'“‘]\s*({alternatives})\s*[\"'”’]", re.IGNORECASE)
 
 
+def _quoted_labels(record: GenerationRecord, evidence: CheckInput, joined: str) -> list[str]:
+    """The gold label's name (or the dataset's raw label) in quotes, when the transcript does not say it."""
+    utterance = evidence.utterance
+    names = {record.emotion.value}
+    if utterance is not None:
+        names.add(utterance.raw_label.lower())
+    lowered = joined.lower()
+    if not any([name in lowered for name in names]):  # nearly always: then no regex and no transcript
+        return []
+    pattern = _quoted_label(tuple(sorted(names)))
+    transcript = evidence.transcript
+    return [
+        f"names the label in quotes: {match.group(0)!r}"
+        for match in pattern.finditer(joined)
+        if transcript is None or f" {match.group(1).lower()} " not in transcript.padded
+    ]
+
+
 def check_leakage(record: GenerationRecord, evidence: CheckInput) -> CheckResult:
     answer = record.answer
     if answer is None:
         return passed(NAME)  # nothing to leak; schema reports the missing answer
     # The reasoning (its words are cached for every check) and the evidence texts, one line each:
     # clauses never span two fields.
-    joined = "\n".join([item.suggests for item in answer.evidence])
+    joined = suggests_text(answer)
     problems = []
     for text in (answer.reasoning, joined):
         leaked = _leak(text)
         if leaked:
             problems.append(f"mentions the annotation: {clip(leaked)!r}")
-    joined = f"{answer.reasoning}\n{joined}"
-    utterance = evidence.utterance
-    names = {record.emotion.value}
-    if utterance is not None:
-        names.add(utterance.raw_label.lower())
-    lowered = joined.lower()
-    if any([name in lowered for name in names]):  # rarely: only then the regex and the transcript
-        pattern = _quoted_label(tuple(sorted(names)))
-        transcript = evidence.transcript
-        for match in pattern.finditer(joined):
-            word = match.group(1).lower()
-            if transcript is None or f" {word} " not in transcript.padded:
-                problems.append(f"names the label in quotes: {match.group(0)!r}")
+    reasoning = answer.reasoning
+    if any([quote in reasoning or quote in joined for quote in _OPENING_QUOTES]):  # most texts have none
+        problems += _quoted_labels(record, evidence, f"{reasoning}\n{joined}")
     if problems:
         return failed(NAME, "; ".join(dict.fromkeys(problems)))
     return passed(NAME)
