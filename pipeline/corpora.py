@@ -93,11 +93,17 @@ def render_rationale(answer: RationaleAnswer, label: str, style: str) -> str:
         return final
     parts = []
     if style not in _REASONING_ONLY_STYLES:
+        said: set[str] = set()
         for item in answer.evidence:
             cue = item.cue.strip().strip('"“”').rstrip(".")
             suggests = item.suggests.strip().rstrip(".")
             verb = "" if suggests.lower().startswith(_VERB_STARTS) else "suggests "
-            parts.append(f"{_LEAD[item.kind].format(cue=cue)}, which {verb}{suggests[:1].lower()}{suggests[1:]}.")
+            sentence = f"{_LEAD[item.kind].format(cue=cue)}, which {verb}{suggests[:1].lower()}{suggests[1:]}."
+            # Small teachers list one item twice; said twice in a target, it teaches the model to loop.
+            key = " ".join(sentence.lower().split())
+            if key not in said:
+                said.add(key)
+                parts.append(sentence)
     reasoning = " ".join(answer.reasoning.split())
     if reasoning:
         parts.append(reasoning if reasoning[-1] in ".!?" else reasoning + ".")

@@ -68,6 +68,22 @@ def test_reasoning_target_styles():
     assert elaborate.count("Emotion:") == 1
 
 
+def test_repeated_evidence_is_said_once():
+    # The 135M teacher often lists one item twice; a target that says it twice teaches looping.
+    answer = corpus_records()[0].answer
+    first = answer.evidence[0]
+    twice = answer.model_copy(
+        update={"evidence": [first, first.model_copy(update={"cue": f"  {first.cue.upper()} "}), *answer.evidence[1:]]}
+    )
+    assert render_rationale(twice, "angry", "elaborate") == render_rationale(answer, "angry", "elaborate")
+    # Different items that share a cue but not what they suggest both stay.
+    other = answer.model_copy(
+        update={"evidence": [first, first.model_copy(update={"suggests": "a raised voice"}), *answer.evidence[1:]]}
+    )
+    rendered = render_rationale(other, "angry", "elaborate")
+    assert rendered.count(first.cue) == 2 and "a raised voice" in rendered
+
+
 def test_instructions_are_seeded_and_order_independent():
     records = corpus_records()
     utts = meld_utterances(records)
