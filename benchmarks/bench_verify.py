@@ -271,7 +271,7 @@ def end_to_end(n: int) -> float:
     import pyarrow.parquet as pq
 
     from pipeline.parquet import arrow_schema, to_table
-    from pipeline.verify import verify_file
+    from pipeline.verify_file import verify_file
 
     corpus = SyntheticCorpus()
     with tempfile.TemporaryDirectory() as tmp:

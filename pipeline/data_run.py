@@ -38,7 +38,8 @@ from pipeline.llm.config import LLMConfig
 from pipeline.parquet import read_records, write_records
 from pipeline.prompts import PROMPTS_DIR
 from pipeline.records import Reject, Utterance
-from pipeline.verify import VerifyConfig, verify_file
+from pipeline.verify import VerifyConfig
+from pipeline.verify_file import verify_file
 
 UTTERANCES = "utterances.parquet"
 ADAPTER_REJECTS = "adapter_rejects.parquet"

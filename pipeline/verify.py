@@ -2,7 +2,8 @@
 
     for verified in verify(records, utterances, profiles, VerifyConfig()):
         ...
-    stats = verify_file("generations.parquet", utterances, profiles, cfg, out_path="verified.parquet")
+
+File to file (stage-one parquet in, verdicts parquet out) is :func:`pipeline.verify_file.verify_file`.
 
 Records stream through in batches (whole utterance groups, ``batch_size`` records or a little
 more), so memory does not grow with the corpus apart from the near-duplicate index (~300 bytes
@@ -19,23 +20,16 @@ the first, verified acoustic evidence (the voice is what the student must learn 
 reasoning length inside ``length_band`` (long enough to reason, short enough to be a target).
 Selection is per (utterance, style), so each target style keeps its best candidate; the
 candidates of one (utterance, style) must be adjacent in the input (stage one writes them so).
-Rows of the label-blind style are inputs of the blind check (:func:`blind_answers`), not
+Rows of the label-blind style are inputs of the blind check (:func:`pipeline.verify_file.blind_answers`), not
 rationales: they are not verified.
 """
 
 from __future__ import annotations
 
 import gc
-import json
-import os
-import shutil
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from operator import attrgetter
-from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipeline.checks import CHECK_NAMES, CHECKS, DUPLICATE, CheckInput, CheckSettings, DuplicateIndex, ProfileLike
@@ -43,7 +37,6 @@ from pipeline.checks.base import failed, not_applicable, passed
 from pipeline.checks.blind import blind_agrees
 from pipeline.checks.text import plain_words
 from pipeline.labels import protocol as get_protocol
-from pipeline.parquet import arrow_schema, iter_records, to_table
 from pipeline.rationale import EvidenceKind
 from pipeline.records import CheckResult, GenerationRecord, Utterance, VerifiedRecord
 from pipeline.verify_stats import VerifyStats
@@ -57,7 +50,6 @@ MAX_SCORED_EVIDENCE = 4  # evidence beyond four items is padding, not better gro
 # record on this VM, ~0.1 µs with a threshold above a batch's growth. Nearly all garbage here
 # is freed by reference counting; what is left for the collector is bounded by the batch size.
 GC_YOUNG_OBJECTS_PER_RECORD = 64
-ROW_GROUP_ROWS = 8192  # row groups of the verified parquet; each holds one (accepted, dataset, emotion)
 _PASSED = attrgetter("passed")
 _KIND = attrgetter("kind")
 GROUNDING_OF_KIND = {
@@ -360,95 +352,3 @@ def verify(
         gc.set_threshold(*threshold)
         if not frozen_before:
             gc.unfreeze()
-
-
-def _check_adjacent(path: Path, blind_style: str) -> None:
-    """Fail before any work when an utterance's candidates are not adjacent (reads two columns)."""
-    closed: set[int] = set()
-    current = None
-    for batch in pq.ParquetFile(path).iter_batches(columns=["utterance_id", "style"], batch_size=65536):
-        for key in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
-            if key[1] == blind_style or key == current:
-                continue
-            if hash(key) in closed:
-                raise ValueError(f"{path}: {_not_adjacent(key)}")
-            if current is not None:
-                closed.add(hash(current))
-            current = key
-
-
-def blind_answers(path: str | Path, style: str = BLIND_STYLE) -> dict[str, str]:
-    """Label-blind emotion per utterance from stage-one rows of ``style``: the majority of its candidates."""
-    votes: dict[str, Counter[str]] = {}
-    for record in iter_records(path, GenerationRecord):
-        if record.style == style and record.answer is not None:
-            votes.setdefault(record.utterance_id, Counter())[record.answer.emotion.strip().lower()] += 1
-    return {uid: counter.most_common(1)[0][0] for uid, counter in votes.items()}
-
-
-def _bucket(record: VerifiedRecord) -> tuple[bool, str, str]:
-    return (record.accepted, record.dataset, record.emotion.value)
-
-
-def verify_file(
-    in_path: str | Path,
-    utterances: Mapping[str, Utterance],
-    profiles: Mapping[str, ProfileLike] | None = None,
-    cfg: VerifyConfig | None = None,
-    blind: Mapping[str, str] | None = None,
-    out_path: str | Path = "verified.parquet",
-) -> VerifyStats:
-    """Verify a stage-one parquet into one parquet of every record with its verdict.
-
-    The output is sorted by (accepted, dataset, emotion) and every row group holds a single such
-    key, so ``pandas.read_parquet(p, filters=[("accepted", "==", False)])`` and DuckDB skip whole
-    row groups. Written in two streamed passes: per-key spill files, then concatenated in key
-    order into a temporary file that is renamed into place (a killed run leaves no output). The
-    counts and the resolved config are written beside it as ``<out>.json``.
-    """
-    in_path, out_path = Path(in_path), Path(out_path)
-    cfg = cfg or VerifyConfig()
-    _check_adjacent(in_path, cfg.blind_style)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    spill_dir = out_path.with_name(f".{out_path.name}.{os.getpid()}.spill")
-    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
-    schema = arrow_schema(VerifiedRecord)
-    stats = VerifyStats()
-    writers: dict[tuple[bool, str, str], pq.ParquetWriter] = {}
-    spills: dict[tuple[bool, str, str], Path] = {}
-    try:
-        spill_dir.mkdir(parents=True, exist_ok=True)
-        stream = verify(iter_records(in_path, GenerationRecord), utterances, profiles, cfg, blind, stats)
-        pending: dict[tuple[bool, str, str], list[VerifiedRecord]] = {}
-        for i, record in enumerate(stream, 1):
-            pending.setdefault(_bucket(record), []).append(record)
-            if i % cfg.batch_size == 0:
-                _spill(pending, writers, spills, spill_dir, schema)
-        _spill(pending, writers, spills, spill_dir, schema)
-        while writers:
-            writers.popitem()[1].close()
-        with pq.ParquetWriter(tmp, schema) as out:
-            for key in sorted(spills):
-                spill = pq.ParquetFile(spills[key])
-                for batch in spill.iter_batches(batch_size=ROW_GROUP_ROWS):
-                    out.write_batch(batch, row_group_size=ROW_GROUP_ROWS)
-        os.replace(tmp, out_path)
-    finally:
-        for writer in writers.values():
-            writer.close()
-        tmp.unlink(missing_ok=True)
-        shutil.rmtree(spill_dir, ignore_errors=True)
-    summary = {"input": str(in_path), "output": str(out_path), "config": cfg.model_dump(mode="json")}
-    summary["counts"] = stats.to_dict()
-    out_path.with_name(out_path.name + ".json").write_text(json.dumps(summary, indent=2))
-    return stats
-
-
-def _spill(pending: dict, writers: dict, spills: dict, spill_dir: Path, schema: pa.Schema) -> None:
-    """Append each key's pending records to that key's spill file."""
-    for key, records in pending.items():
-        if key not in writers:
-            spills[key] = spill_dir / f"{len(spills)}.parquet"
-            writers[key] = pq.ParquetWriter(spills[key], schema)
-        writers[key].write_table(to_table(records, VerifiedRecord))
-    pending.clear()

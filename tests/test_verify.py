@@ -20,10 +20,9 @@ from pipeline.verify import (
     VerifyConfig,
     VerifyStats,
     _extend,
-    blind_answers,
     verify,
-    verify_file,
 )
+from pipeline.verify_file import blind_answers, verify_file
 
 ANGRY = utterance("meld/u1", "Get out of here! I mean it.", "angry", context=[("Guy", "We were just looking around.")])
 SAD = utterance("meld/u2", "Aww, man, now we won't be bank buddies!", "sad")

@@ -24,7 +24,8 @@ from pipeline.checks import CHECK_NAMES
 from pipeline.config import load_config, write_resolved
 from pipeline.datasets import DATASETS, load_dataset
 from pipeline.labels import PROTOCOLS
-from pipeline.verify import VerifyConfig, blind_answers, verify_file
+from pipeline.verify import VerifyConfig
+from pipeline.verify_file import blind_answers, verify_file
 
 RESOLVED_CONFIG = "verify.config.yaml"
 PROFILES_DIR = "profiles"  # where `emoreason profile` / `emoreason data` put them under the run folder
