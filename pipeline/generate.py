@@ -24,29 +24,26 @@ its rows record ``schema_version = "rationale-v1+grounded-v1"``.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from tqdm import tqdm
 
-from pipeline.grounded import GROUNDED_SCHEMA_VERSION, grounded_answer_model
-from pipeline.labels import protocol
+from pipeline.generate_slots import HasCues, Slot, Style, load_style, render_slots, sampling_json
 from pipeline.llm.base import LLMClient, LLMRequest, LLMResult, Sampling
 from pipeline.llm.config import LLMConfig, make_client
 from pipeline.llm.embedded import EMBEDDED
 from pipeline.parquet import arrow_schema, write_records, write_table_atomic
-from pipeline.prompts import PromptError, RenderedPrompt, Template, load_template
-from pipeline.rationale import ANSWER_SCHEMA_VERSION, BlindAnswer, RationaleAnswer
-from pipeline.records import AcousticCue, GenerationRecord, Reject, Utterance
-from pipeline.request_cache import Cached, RequestCache, canonical_json, key_prefix, request_key
+from pipeline.rationale import BlindAnswer, RationaleAnswer
+from pipeline.records import GenerationRecord, Reject, Utterance
+from pipeline.request_cache import Cached, RequestCache, request_key
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +55,11 @@ STYLE_TEMPLATES: dict[str, str] = {
     "acoustic": "rationale/acoustic.v1",
     "blind": "rationale/blind.v1",
 }
-ANSWER_MODELS: dict[str, type[BaseModel]] = {"rationale": RationaleAnswer, "blind": BlindAnswer}
 # Retries of an unparseable answer must sample something new: greedy decoding would repeat itself.
 RETRY_MIN_TEMPERATURE = 0.7
 SEED_STRIDE = 1009  # retry seed = seed + attempt * stride + candidate: distinct for n < stride
 DEFAULT_CANDIDATES = 2  # stage two keeps the best of n; two already halves the rejects of a weak teacher
 ERROR_DETAIL_CHARS = 500  # how much of a validation error to keep in a row
-
-
-class HasCues(Protocol):
-    """What stage one needs of an acoustic profile (pipeline.acoustic.AcousticProfile)."""
-
-    cues: list[AcousticCue]
 
 
 class GenerateConfig(BaseModel):
@@ -144,71 +134,16 @@ class GenerateRun:
         )
 
 
-@dataclass
-class _Style:
-    name: str
-    template: Template
-    answer_model: type[BaseModel]
-    schema: dict[str, Any]
-    prefix: str
-    who: tuple[str, str]  # backend, model: for the keys of grounded schemas
-    sampling_json: str
-
-
-@dataclass
-class _Candidate:
-    text: str = ""
-    answer: BaseModel | None = None
-    error: str | None = None
-    attempts: int = 0
-    result: LLMResult | None = None  # the request whose text is kept
-    sampling: Sampling | None = None  # ... and how it was sampled
-    received_at: dt.datetime | None = None
-
-
-@dataclass
-class _Slot:
-    """One (utterance, style): its prompt and answer schema, and one state per candidate."""
-
-    utterance: Utterance
-    style: _Style
-    prompt: RenderedPrompt | None
-    key: str = ""
-    candidates: list[_Candidate] = field(default_factory=list)
-    schema: dict[str, Any] | None = None  # the style's, or this utterance's grounded schema
-    prefix: str = ""  # cache-key prefix of that schema
-    schema_version: str = ANSWER_SCHEMA_VERSION
-    error: str | None = None  # "reason: detail" when this utterance cannot fill the template
-
-
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _prompt_fields(utt: Utterance, profile: HasCues | None, cfg: GenerateConfig) -> dict[str, Any]:
-    context = utt.context[-cfg.max_context_turns :] if cfg.max_context_turns else []
-    return {
-        "dataset": utt.dataset,
-        "labels": protocol(utt.label_protocol).names,
-        "emotion": utt.emotion,
-        "transcript": utt.transcript,
-        "context": context,
-        "cues": profile.cues if profile is not None else None,
-    }
-
-
-def _parse(text: str, style: _Style) -> tuple[BaseModel | None, str | None]:
+def _parse(text: str, style: Style) -> tuple[BaseModel | None, str | None]:
     try:
         return style.answer_model.model_validate_json(text), None
     except ValidationError as exc:
         detail = " ".join(str(exc).split())[:ERROR_DETAIL_CHARS]
         return None, f"invalid_answer: {detail}"
-
-
-@functools.lru_cache(maxsize=1024)
-def sampling_json(sampling: Sampling) -> str:
-    """Canonical JSON of sampling parameters (hashed into cache keys, stored in every row)."""
-    return canonical_json(sampling.model_dump())
 
 
 def _retry_sampling(base: Sampling, attempt: int, candidate: int) -> Sampling:
@@ -235,7 +170,7 @@ class _Runner:
         if self.own_client and self._client is not None:
             self._client.close()
 
-    def resolve(self, requests: dict[str, tuple[LLMRequest, _Style]], desc: str) -> dict[str, Cached]:
+    def resolve(self, requests: dict[str, tuple[LLMRequest, Style]], desc: str) -> dict[str, Cached]:
         """key -> (result, when it was answered), for requests given as key -> (request, style)."""
         found = self.cache.get_many(requests)
         self.hits += len(found)
@@ -288,8 +223,8 @@ def generate(
     cache = RequestCache(cfg.cache_path or out_dir / "cache" / "requests.sqlite")
     runner = _Runner(client, cfg.llm, cache, cfg.progress)
     try:
-        styles = [_load_style(s, cfg, who) for s in cfg.resolved_styles(profiles is not None)]
-        slots = _render(utts, profiles, styles, cfg, grounded=cfg.resolved_grounded(who[1]))
+        styles = [load_style(s, cfg, who) for s in cfg.resolved_styles(profiles is not None)]
+        slots = render_slots(utts, profiles, styles, cfg, grounded=cfg.resolved_grounded(who[1]))
         _ask(slots, cfg, runner)
         for attempt in range(1, cfg.max_parse_retries + 1):
             if not _retry(slots, cfg, runner, attempt):
@@ -369,83 +304,9 @@ def _check_unique(utts: Sequence[Utterance]) -> None:
         raise ValueError(f"{len(repeated)} utterance id(s) occur more than once, e.g. {repeated[:3]}")
 
 
-def _load_style(name: str, cfg: GenerateConfig, who: tuple[str, str]) -> _Style:
-    template = load_template(cfg.templates[name], cfg.prompts_dir)
-    answer_model = ANSWER_MODELS[template.answer]
-    schema = answer_model.model_json_schema()
-    prefix = key_prefix(
-        template_id=template.id,
-        template_hash=template.hash,
-        backend=who[0],
-        model=who[1],
-        sampling_json=sampling_json(cfg.sampling),
-        schema_version=ANSWER_SCHEMA_VERSION,
-        schema_json=canonical_json(schema),
-    )
-    return _Style(name, template, answer_model, schema, prefix, who, sampling_json(cfg.sampling))
-
-
-def _grounded_schema(style: _Style, fields: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """This utterance's grounded answer schema and its cache-key prefix (see pipeline.grounded)."""
-    used = style.template.fields
-    label_blind = "emotion" not in used  # the schema must not reveal the label the prompt withholds
-    model = grounded_answer_model(
-        transcript=fields["transcript"] if "transcript" in used else None,
-        cues=fields["cues"] if "cues" in used else None,
-        context=fields["context"] if "context" in used else (),
-        emotions=fields["labels"] if label_blind else [getattr(fields["emotion"], "value", fields["emotion"])],
-    )
-    schema = model.model_json_schema()
-    prefix = key_prefix(
-        template_id=style.template.id,
-        template_hash=style.template.hash,
-        backend=style.who[0],
-        model=style.who[1],
-        sampling_json=style.sampling_json,
-        schema_version=GROUNDED_SCHEMA_VERSION,
-        schema_json=canonical_json(schema),
-    )
-    return schema, prefix
-
-
-def _render(
-    utts: Sequence[Utterance],
-    profiles: dict[str, HasCues] | None,
-    styles: Sequence[_Style],
-    cfg: GenerateConfig,
-    grounded: bool,
-) -> list[_Slot]:
-    slots = []
-    n = cfg.sampling.n
-    for utt in utts:
-        profile = profiles.get(utt.id) if profiles is not None else None
-        for style in styles:
-            slot = _render_one(style, utt, profile, cfg, grounded)
-            slot.candidates = [_Candidate(error=slot.error) for _ in range(n)]
-            if slot.prompt is not None:
-                slot.key = request_key(slot.prefix, slot.prompt.messages)
-            slots.append(slot)
-    return slots
-
-
-def _render_one(style: _Style, utt: Utterance, profile: HasCues | None, cfg: GenerateConfig, grounded: bool) -> _Slot:
-    """A slot with its prompt and schema, or with ``error`` when the utterance cannot fill the template."""
-    try:
-        fields = _prompt_fields(utt, profile, cfg)
-        prompt = style.template.render(**fields)
-        if not grounded:
-            return _Slot(utt, style, prompt, schema=style.schema, prefix=style.prefix)
-        schema, prefix = _grounded_schema(style, fields)
-        return _Slot(utt, style, prompt, schema=schema, prefix=prefix, schema_version=GROUNDED_SCHEMA_VERSION)
-    except PromptError as exc:  # missing transcript, profile, ...: the reason leads the message
-        return _Slot(utt, style, None, error=str(exc))
-    except ValueError as exc:  # an unknown label protocol, nothing a grounded answer could cite
-        return _Slot(utt, style, None, error=f"invalid_input: {exc}")
-
-
-def _ask(slots: list[_Slot], cfg: GenerateConfig, runner: _Runner) -> None:
+def _ask(slots: list[Slot], cfg: GenerateConfig, runner: _Runner) -> None:
     """The main pass: one request per distinct prompt, all candidates at once."""
-    requests: dict[str, tuple[LLMRequest, _Style]] = {}
+    requests: dict[str, tuple[LLMRequest, Style]] = {}
     for slot in slots:
         if slot.prompt is not None and slot.key not in requests:
             # Identical prompts (same words, context, label and cues) share one request and its answer.
@@ -470,10 +331,10 @@ def _ask(slots: list[_Slot], cfg: GenerateConfig, runner: _Runner) -> None:
                 cand.answer, cand.error = _parse(cand.text, slot.style)
 
 
-def _retry(slots: list[_Slot], cfg: GenerateConfig, runner: _Runner, attempt: int) -> bool:
+def _retry(slots: list[Slot], cfg: GenerateConfig, runner: _Runner, attempt: int) -> bool:
     """Re-ask every candidate that still does not parse; False when there was none."""
-    pending: list[tuple[_Slot, int, str]] = []
-    requests: dict[str, tuple[LLMRequest, _Style]] = {}
+    pending: list[tuple[Slot, int, str]] = []
+    requests: dict[str, tuple[LLMRequest, Style]] = {}
     # Candidate-major order: requests sharing sampling (the seed depends on the candidate) come
     # together, so an in-process backend batches them in one generate() call.
     for i in range(cfg.sampling.n):
@@ -502,7 +363,7 @@ def _retry(slots: list[_Slot], cfg: GenerateConfig, runner: _Runner, attempt: in
     return True
 
 
-def _records(slot: _Slot, cfg: GenerateConfig, who: tuple[str, str]) -> Iterator[GenerationRecord]:
+def _records(slot: Slot, cfg: GenerateConfig, who: tuple[str, str]) -> Iterator[GenerationRecord]:
     utt, style = slot.utterance, slot.style
     for i, cand in enumerate(slot.candidates):
         result = cand.result
