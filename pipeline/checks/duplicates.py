@@ -7,11 +7,14 @@ and permutations, computed for a whole batch at once in numpy, equal to
 ``datasketch.MinHash.update_batch`` over the same shingle hashes) is banded with the (b, r)
 that datasketch's ``MinHashLSH`` chooses for the threshold, weighted towards recall (0.9: with
 64 permutations, b = 12 bands of r = 5 rows find a pair at Jaccard 0.7 with p = 0.89 and at 0.8
-with p = 0.99); the extra candidates cost one signature comparison each. A record whose band key
-equals an earlier indexed record's is a candidate; it is a duplicate when the signatures'
-estimated Jaccard similarity reaches ``settings.duplicate_threshold`` (0.7: changing one word in
-thirty breaks three trigram shingles, J ≈ 0.82; two unrelated rationales share almost none). The first occurrence passes;
-later near-copies fail naming the record they copy.
+with p = 0.99); the extra candidates cost one signature comparison each. The records indexed
+earlier with a band key equal to the record's are its candidates (the first ``MAX_BUCKET`` of
+each bucket, in corpus order, so a template-heavy corpus cannot make a bucket cost O(n) per
+record, and the batch size never changes what is compared); it is a duplicate of the first
+candidate whose estimated Jaccard similarity with it reaches ``settings.duplicate_threshold``
+(0.7: changing one word in thirty breaks three trigram shingles, J ≈ 0.82; two unrelated
+rationales share almost none). The first occurrence passes; later near-copies fail naming the
+record they copy.
 
 Only records that passed every other check are indexed (a copy of a rejected rationale is not
 a copy of anything in the corpus), and candidates of the same utterance are never duplicates of
@@ -29,7 +32,7 @@ from __future__ import annotations
 import zlib
 from array import array
 from collections.abc import Iterable, Sequence
-from itertools import accumulate, chain, islice, repeat
+from itertools import accumulate, chain, islice
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
@@ -43,6 +46,9 @@ SEED = 1  # datasketch's default permutation seed
 _WORD_CACHE_LIMIT = 1_000_000  # distinct words kept hashed; cleared between batches beyond this
 _SIGNATURE_ROWS = 128  # records permuted together: 64 perms x ~6k shingles x 4 bytes fit in L2
 _CHUNK = 4096  # signatures and utterance hashes are stored in chunks of this many records
+# Records compared per band bucket: its first ones. A template-heavy corpus can fill a bucket with
+# records that are similar but not copies; comparing all of them would cost O(n) per record.
+MAX_BUCKET = 16
 
 
 def _stable_hash64(text: str) -> int:
@@ -187,25 +193,26 @@ class DuplicateIndex:
     def _utterance(self, ordinal: int) -> int:
         return int(self._utt_chunks[ordinal // _CHUNK][ordinal % _CHUNK])
 
-    def _indexed_candidates(self, keys: np.ndarray) -> np.ndarray:
-        """(b, n) earliest indexed ordinal per band with an equal key, -1 when none."""
+    def _indexed_buckets(self, keys: np.ndarray) -> dict[int, dict[int, list[int]]]:
+        """record -> band -> ordinals of the first ``MAX_BUCKET`` indexed records with its key in that band.
+
+        Records (positions in ``keys``, shape (b, n)) whose keys are in no bucket are left out.
+        """
         # Searched in key order: sorted queries walk each run forward (3x faster than random
         # order on this VM), and are sorted once for all runs.
         order = np.argsort(keys, axis=1)
         queries = np.take_along_axis(keys, order, axis=1)
-        found = np.full(keys.shape, -1, dtype=np.int64)  # in query order until the end
-        for run_keys, run_ords in self._runs:
-            last = run_keys.shape[1] - 1
+        found: dict[int, dict[int, list[int]]] = {}
+        for run_keys, run_ords in self._runs:  # oldest first; each run holds equal keys in ordinal order
             for band in range(self.bands):
-                pos = np.searchsorted(run_keys[band], queries[band])
-                np.minimum(pos, last, out=pos)
-                hit = run_keys[band][pos] == queries[band]
-                ords = np.where(hit, run_ords[band][pos], -1)
-                better = (ords >= 0) & ((found[band] < 0) | (ords < found[band]))
-                found[band] = np.where(better, ords, found[band])
-        out = np.empty_like(found)
-        np.put_along_axis(out, order, found, axis=1)
-        return out
+                left = np.searchsorted(run_keys[band], queries[band], side="left")
+                right = np.searchsorted(run_keys[band], queries[band], side="right")
+                hits = np.flatnonzero(right > left)
+                for q, lo, hi in zip(hits.tolist(), left[hits].tolist(), right[hits].tolist(), strict=True):
+                    bucket = found.setdefault(int(order[band, q]), {}).setdefault(band, [])
+                    if len(bucket) < MAX_BUCKET:
+                        bucket.extend(run_ords[band][lo : min(hi, lo + MAX_BUCKET - len(bucket))].tolist())
+        return found
 
     def _append(self, sig16: np.ndarray, utts: list[int], record_ids: list[str]) -> None:
         """Store signatures and utterance hashes of newly indexed records, chunk by chunk."""
@@ -246,23 +253,22 @@ class DuplicateIndex:
         sigs, has = self.signatures(texts, words)
         sig16 = (sigs & np.uint32(0xFFFF)).astype(np.uint16)
         keys = self._band_keys(sigs)
-        earlier = self._indexed_candidates(keys) if self._runs else None
-        any_earlier = (earlier >= 0).any(axis=0).tolist() if earlier is not None else None
+        earlier = self._indexed_buckets(keys) if self._runs else {}
         # XOR-ing the band number in makes the keys of different bands distinct, so one dict and
         # one C-level set intersection serve all bands.
         salted = keys ^ self._band_salt[:, None]
         # Only a record with an indexed candidate or a band key shared within the batch can be a
         # copy or be copied here; the others (nearly all) skip the loop's set work.
         suspect = self._shares_key(salted, has)
-        if any_earlier is not None:
-            suspect |= np.array(any_earlier)
+        if earlier:
+            suspect[list(earlier)] = True
         rows = np.flatnonzero(suspect)
         band_keys = dict(zip(rows.tolist(), salted[:, rows].T.tolist(), strict=True))  # Python ints
         utt_hashes = {u: _stable_hash64(u) for u in set(utterance_ids)}  # candidates share their utterance
         utts = [utt_hashes[u] for u in utterance_ids]
         first = len(self)  # ordinal of the first record this batch indexes
         added: list[int] = []  # batch positions of the records indexed, in ordinal order
-        in_batch: dict[int, int] = {}  # salted band key -> ordinal of the first record indexed with it
+        in_batch: dict[int, list[int]] = {}  # salted band key -> ordinals of the records indexed with it
         need = self.threshold * self.num_perm
         out: list[str | None] = []
         for i, (ok, check) in enumerate(zip(has.tolist(), suspect.tolist(), strict=True)):
@@ -272,10 +278,16 @@ class DuplicateIndex:
                     added.append(i)
                 continue
             row = band_keys[i]
-            candidates = {o for o in earlier[:, i].tolist() if o >= 0} if any_earlier and any_earlier[i] else set()
             hits = in_batch.keys() & row
-            if hits:
-                candidates.update(in_batch[k] for k in hits)
+            # A band's candidates are the first MAX_BUCKET records indexed with its key: earlier
+            # batches' first, then this batch's. Which records are compared never depends on
+            # where batches begin and end.
+            buckets = earlier.get(i, {})
+            candidates = set(chain.from_iterable(buckets.values()))
+            for band, key in enumerate(row) if hits else ():
+                if key in hits:
+                    older = len(buckets.get(band, ()))
+                    candidates.update(in_batch[key][: MAX_BUCKET - older])
             copied = None
             for ordinal in sorted(candidates):
                 if ordinal >= first:  # indexed earlier in this batch
@@ -290,11 +302,8 @@ class DuplicateIndex:
             if copied is None and eligible[i]:
                 ordinal = first + len(added)
                 added.append(i)
-                if hits:  # keep the earliest record of a shared key
-                    for key in row:
-                        in_batch.setdefault(key, ordinal)
-                else:  # no key of this row is in the batch yet (nearly always): one C-level update
-                    in_batch.update(zip(row, repeat(ordinal)))
+                for key in row:
+                    in_batch.setdefault(key, []).append(ordinal)
         if added:
             self._append(sig16[added], [utts[j] for j in added], [record_ids[j] for j in added])
             ordinals = np.arange(first, first + len(added), dtype=np.int32)
