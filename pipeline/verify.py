@@ -14,8 +14,9 @@ check list of every row has the same names. ``accepted`` is true when every chec
 
 Best-of-n: among an utterance's accepted candidates the one with the highest ``score`` is
 ``selected`` (ties: the lowest candidate index). The score rewards what makes a rationale
-useful to train on (weights in :class:`ScoreWeights`): verified evidence items (capped at
-``MAX_SCORED_EVIDENCE``, so padding does not pay), the number of distinct evidence kinds beyond
+useful to train on (weights in :class:`ScoreWeights`): distinct verified evidence items (an
+item listed twice counts once, and at most ``MAX_SCORED_EVIDENCE`` count, so padding does not
+pay), the number of distinct evidence kinds beyond
 the first, verified acoustic evidence (the voice is what the student must learn to hear), and a
 reasoning length inside ``length_band`` (long enough to reason, short enough to be a target).
 Selection is per (utterance, style), so each target style keeps its best candidate; the
@@ -51,7 +52,6 @@ MAX_SCORED_EVIDENCE = 4  # evidence beyond four items is padding, not better gro
 # is freed by reference counting; what is left for the collector is bounded by the batch size.
 GC_YOUNG_OBJECTS_PER_RECORD = 64
 _PASSED = attrgetter("passed")
-_KIND = attrgetter("kind")
 GROUNDING_OF_KIND = {
     EvidenceKind.lexical: "quote_grounding",
     EvidenceKind.acoustic: "acoustic_grounding",
@@ -112,8 +112,10 @@ def score(record: GenerationRecord, checks: Sequence[CheckResult], weights: Scor
     answer = record.answer
     if answer is None:
         return 0.0
-    verified = [kind for kind in map(_KIND, answer.evidence) if checks[_GROUNDING_AT[kind]].passed]
-    kinds = set(verified)
+    # Small teachers often list one item twice: (kind, cue as words) identifies an item.
+    verified = {(item.kind, " ".join(item.cue.lower().split())) for item in answer.evidence}
+    verified = {item for item in verified if checks[_GROUNDING_AT[item[0]]].passed}
+    kinds = {kind for kind, _ in verified}
     value = weights.verified_evidence * min(len(verified), MAX_SCORED_EVIDENCE)
     value += weights.evidence_kinds * max(len(kinds) - 1, 0)
     if _ACOUSTIC in kinds:

@@ -102,6 +102,18 @@ def test_best_of_n_selects_the_highest_scoring_accepted_candidate():
     assert [r.selected for r in verify(twins, UTTS)] == [True, False]
 
 
+def test_an_evidence_item_listed_twice_counts_once_in_the_score():
+    # Small teachers repeat an item; repeating must not beat a candidate with the same evidence once.
+    item = ("lexical", "Get out of here", "an order")
+    once = generation(ANGRY, [item], GOOD_ANGRY, candidate=0)
+    twice = generation(ANGRY, [("lexical", "get out  of HERE", "an order, again"), item], GOOD_ANGRY, candidate=1)
+    two = generation(ANGRY, [item, ("lexical", "I mean it", "insistence")], GOOD_ANGRY, candidate=2)
+    out = list(verify([once, twice, two], UTTS))
+    assert all(r.accepted for r in out)
+    assert out[0].score == out[1].score < out[2].score
+    assert [r.selected for r in out] == [False, False, True]
+
+
 def test_best_of_n_is_per_style_and_needs_adjacent_candidates():
     first, second = candidates()[0], candidates()[1]
     other_style = second.model_copy(update={"style": "summarize", "id": "meld/u1#summarize#0"})

@@ -12,7 +12,8 @@ text, refusals; contextual quotes by speaker and turn; injected directives; near
 One deliberate change since: the near-duplicate index compares a record with the first 16
 records of each band bucket it falls in, no longer with the first one only (which let the batch
 size decide what was compared). That finds 464 near-copies here instead of 457, the same as
-comparing with every record of the bucket; every other verdict is unchanged.
+comparing with every record of the bucket; every other verdict is unchanged. And best-of-n
+counts an evidence item listed twice once: 23 scores change, no selection does.
 """
 
 from __future__ import annotations
@@ -234,7 +235,7 @@ EXPECTED_REASONS = {
     "duplicate": 464,
     "injection": 55,
 }
-EXPECTED_DIGEST = "c9ce15806b3959dbd77e1b12bf95e7668227f55813c176fe1da4832de139cdd5"
+EXPECTED_DIGEST = "8b98941d67e1ad4d4f8cfefa748282d5e4588636fad6700e6af91d4a93b011da"
 
 
 def test_verdicts_equal_the_reference_implementation():
