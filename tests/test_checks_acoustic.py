@@ -110,6 +110,18 @@ def test_acoustic_evidence_must_name_a_measured_cue():
     assert "names no measured cue" in check_acoustic(rec, check_input(utt, prof)).reason
 
 
+def test_a_piece_of_a_cue_phrase_names_no_cue():
+    utt, prof = angry_clip()
+    cue = prof.cue_of(Measure.voice_quality)
+    assert cue is not None and cue.phrase == "a rougher, noisier voice than usual"
+    for piece in ("a", "er", "voice", "than usual"):
+        rec = generation(utt, [("acoustic", piece, "tension")], "Angry.")
+        assert "names no measured cue" in check_acoustic(rec, check_input(utt, prof)).reason, piece
+    # the whole phrase inside a longer cue names it
+    rec = generation(utt, [("acoustic", f"He has {cue.phrase.upper()}!", "tension")], "Angry.")
+    assert check_acoustic(rec, check_input(utt, prof)).passed
+
+
 def test_cue_phrase_from_the_prompt_passes_and_no_claims_is_not_applicable():
     utt, prof = angry_clip()
     cue = prof.cue_of(Measure.voice_quality)

@@ -14,7 +14,8 @@ speaker's own variation, below which "higher than usual" is noise):
   data), fails as a claim about an unmeasured cue.
 
 An acoustic evidence item must name a measured cue: either it quotes one of the profile's cue
-phrases (as given to the teacher) or it makes at least one claim, judged as above. Not
+phrases whole (as given to the teacher; a piece such as "voice" names nothing) or it makes at
+least one claim, judged as above. Not
 applicable when the rationale neither cites acoustic evidence nor makes an acoustic claim.
 """
 
@@ -56,10 +57,15 @@ def judge(claim: Claim, profile: ProfileLike | None, tolerance: float) -> str | 
 
 
 def _names_profile_cue(cue: str, profile: ProfileLike | None) -> bool:
+    """Whether ``cue`` holds one of the profile's cue phrases whole, on word boundaries.
+
+    A part of a phrase ("voice", "than usual") names nothing; a part that says something about
+    the voice ("rougher voice") is read as a claim instead.
+    """
     if profile is None or not profile.cues:
         return False
-    said = normalise(cue)
-    return any((phrase := normalise(c.phrase)) and (phrase in said or said in phrase) for c in profile.cues)
+    said = f" {normalise(cue)} "
+    return any((phrase := normalise(c.phrase)) and f" {phrase} " in said for c in profile.cues)
 
 
 def check_acoustic(record: GenerationRecord, evidence: CheckInput) -> CheckResult:
