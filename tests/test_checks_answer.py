@@ -10,6 +10,7 @@ from pipeline.checks.base import CheckSettings
 from pipeline.checks.blind import check_blind
 from pipeline.checks.degeneracy import MAX_WORD_RUN, _loop, check_degeneracy
 from pipeline.checks.schema import check_schema
+from pipeline.grounded import GROUNDED_SCHEMA_VERSION, MAX_REASONING_WORDS
 from pipeline.rationale import Evidence, EvidenceKind, RationaleAnswer
 
 UTT = utterance("meld/dev/dia0_utt0", "Oh my God, he's lost it. He's totally lost it.", "sad")
@@ -51,6 +52,20 @@ def test_truncated_reasoning_fails():
     assert "ends mid-sentence" in check_degeneracy(cut, check_input(UTT)).reason
     at_limit = generation(UTT, reasoning=GOOD, completion_tokens=512)  # sampling max_tokens = 512
     assert "used all 512 tokens" in check_degeneracy(at_limit, check_input(UTT)).reason
+
+
+def test_grounded_reasoning_at_the_grammars_word_cap_is_truncated():
+    # The grammar closes the reasoning with a full stop at its last allowed word, mid-thought
+    # or not (a RAVDESS answer of the 135M teacher: "... and the speaker is also in a state of.").
+    words = f"{GOOD} {GOOD}".split()
+    at_cap = " ".join(words[: MAX_REASONING_WORDS - 1] + ["of."])
+    below = " ".join(words[: MAX_REASONING_WORDS - 2] + ["sad."])
+    for reasoning, grounded, truncated in ((at_cap, True, True), (below, True, False), (at_cap, False, False)):
+        record = generation(UTT, reasoning=reasoning)
+        if grounded:
+            record = record.model_copy(update={"schema_version": GROUNDED_SCHEMA_VERSION})
+        reason = check_degeneracy(record, check_input(UTT)).reason
+        assert (f"all {MAX_REASONING_WORDS} words grounded decoding allows" in reason) is truncated, reasoning
 
 
 def test_wrong_language_and_refusal_fail():
