@@ -59,6 +59,19 @@ def test_negation_stays_in_its_clause():
     ]
 
 
+def test_less_is_a_negation():
+    # "less loud" says the voice is not loud; read as "loud" it contradicted a quiet clip (RAVDESS).
+    claims = find_claims("her voice is less loud than usual, and a less monotonous delivery")
+    assert [(c.measure.value, c.direction, c.negated) for c in claims] == [
+        ("loudness", 1, True),
+        ("pitch_range", -1, True),
+    ]
+    utt = utterance(ANGRY, "Kids are talking by the door", "disgusted", dataset="ravdess", protocol="ravdess8")
+    quiet = profile(ANGRY, loudness=-0.63)
+    rec = generation(utt, [("lexical", "Kids are talking", "x")], "Her voice is less loud than usual; cold disgust.")
+    assert check_acoustic(rec, check_input(utt, quiet)).passed
+
+
 def test_true_acoustic_claims_pass():
     utt, prof = angry_clip()
     rec = generation(

@@ -5,7 +5,7 @@ pauses", "a shaky voice"; each maps to one :class:`~pipeline.records.Measure` an
 (+1: above the speaker's usual, -1: below). The phrases are compiled into one alternation
 regex, scanned once per text; more specific phrases come first ("pitch range" before "pitch"),
 so each span is read once. A claim within ``NEGATION_WINDOW`` words after a negator ("not
-loud", "no long pauses", "without shouting") is *negated*: it only says the measure is not
+loud", "no long pauses", "without shouting", "less loud") is *negated*: it only says the measure is not
 high (or not low).
 
 Direction of ``voice_quality``: the profile measures it as the harmonics-to-noise ratio
@@ -187,7 +187,7 @@ _ANCHORS_WORDS = """pitch pitched high-pitched low-pitched f0 intonation inflect
     prosody melody phonation quality fall"""
 ANCHORS = frozenset(_ANCHORS_WORDS.split())
 ANCHOR_LOOKBACK = 2
-NEGATORS = frozenset({"not", "no", "never", "without", "nor", "hardly", "lacks", "lacking"})
+NEGATORS = frozenset({"not", "no", "never", "without", "nor", "hardly", "lacks", "lacking", "less"})  # "less loud"
 NEGATING_PAIRS = frozenset({("rather", "than"), ("instead", "of"), ("lack", "of"), ("absence", "of")})
 
 
