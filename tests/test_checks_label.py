@@ -69,6 +69,26 @@ def test_negated_and_quoted_emotion_words_do_not_count():
     assert check_label(rec, check_input(utt)).passed
 
 
+def test_calm_supports_gold_calm_but_never_argues_against_gold():
+    # "calm" is too ambiguous in free text to argue for calm ("calm on the surface"), but a calm
+    # clip's rationale says it: before, one "happy" outnumbered it (RAVDESS: "gold calm (0x)").
+    calm = utterance("ravdess/c", "Dogs are sitting by the door.", "calm", dataset="ravdess", protocol="ravdess8")
+    reasoning = "Although the words could belong to a happy speaker, the soft, even voice shows she is calm, and she stays calm."
+    rec = generation(calm, [("lexical", "Dogs are sitting", "x")], reasoning, "calm")
+    assert asserted_emotions(reasoning, PROTOCOLS["ravdess8"], Emotion.calm) == (
+        Emotion.happy,
+        Emotion.calm,
+        Emotion.calm,
+    )
+    assert check_label(rec, check_input(calm)).passed
+    angry = utterance("ravdess/a", "Dogs are sitting by the door.", "angry", dataset="ravdess", protocol="ravdess8")
+    rec = generation(
+        angry, [("lexical", "Dogs are sitting", "x")], "Calm on the surface, but angry underneath.", "angry"
+    )
+    assert asserted_emotions(rec.answer.reasoning, PROTOCOLS["ravdess8"], Emotion.angry) == (Emotion.angry,)
+    assert check_label(rec, check_input(angry)).passed
+
+
 def test_record_gold_must_match_the_dataset():
     utt = utterance("u", "Hi.", "happy")
     stale = generation(utterance("u", "Hi.", "sad"), reasoning="Sad.", concluded="sad")

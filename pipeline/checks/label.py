@@ -8,7 +8,10 @@ anger") counts when exactly one emotion word is in it. It must equal the gold la
 The reasoning is then scanned for emotion words in its own voice (double-quoted transcript
 words are skipped) that are not negated ("not angry", "rather than sad", "no sign of fear":
 a negator within ``NEGATION_WINDOW`` words before, in the same clause). Words the protocol excludes are ignored (a 7-class
-MELD rationale may say "frustrated" about an angry speaker). The reasoning argues for a
+MELD rationale may say "frustrated" about an angry speaker). Words too ambiguous to read as an
+emotion in free text (``AMBIGUOUS_IN_REASONING``: "the content of", "upset") are ignored, and
+"calm" ("calm on the surface") never argues against the gold label but supports gold calm: a
+calm clip's rationale says it. The reasoning argues for a
 different emotion, and fails, when another label is asserted and either (a) it is asserted
 more often than the gold label, or (b) it is the last emotion the reasoning asserts (its
 conclusion).
@@ -33,6 +36,7 @@ NEGATORS = frozenset({"not", "no", "never", "without", "nor", "neither", "nothin
 NEGATING_PAIRS = frozenset({("rather", "than"), ("instead", "of"), ("lack", "of"), ("absence", "of"), ("far", "from")})
 # Synonyms too ambiguous to read as an emotion in free text ("the content of", "upset" is sad or angry).
 AMBIGUOUS_IN_REASONING = frozenset({"content", "upset", "mad", "calm", "calmness"})
+GOLD_ONLY = frozenset({"calm", "calmness"})  # of those, the words that still count for the gold label
 
 _FIRST_WORDS = frozenset(w.split()[0] for w in SYNONYMS)  # "grossed out" starts with "grossed"
 _EMOTION_WORD = re.compile(
@@ -71,15 +75,17 @@ def _negated(previous: list[str]) -> bool:
     return any(pair in NEGATING_PAIRS for pair in pairwise(words))
 
 
-def asserted_emotions(reasoning: str, proto: Protocol) -> tuple[Emotion, ...]:
-    """Emotions the reasoning asserts in its own words, in order (see module doc)."""
+def asserted_emotions(reasoning: str, proto: Protocol, gold: Emotion | None = None) -> tuple[Emotion, ...]:
+    """Emotions the reasoning asserts in its own words, in order (see module doc); a ``GOLD_ONLY``
+    word counts only when it names ``gold``."""
     if _FIRST_WORDS.isdisjoint(own_words(reasoning)):  # most texts: no need to look in the cache
         return ()
-    return _asserted(reasoning, proto.name)
+    return tuple(emotion for emotion, gold_only in _asserted(reasoning, proto.name) if not gold_only or emotion == gold)
 
 
 @lru_cache(maxsize=TEXT_CACHE)
-def _asserted(reasoning: str, proto_name: str) -> tuple[Emotion, ...]:
+def _asserted(reasoning: str, proto_name: str) -> tuple[tuple[Emotion, bool], ...]:
+    """(emotion, whether it counts only for the gold label) of each assertion."""
     proto = protocol(proto_name)  # Protocol holds a dict, so it is not hashable: cache by name
     found = []
     for clause in clauses(reasoning):
@@ -92,11 +98,13 @@ def _asserted(reasoning: str, proto_name: str) -> tuple[Emotion, ...]:
             word = words[i]
             pair = f"{word} {words[i + 1]}" if i + 1 < len(words) else ""
             name = pair if pair in SYNONYMS else word if word in SYNONYMS else None
-            if name is None or name in AMBIGUOUS_IN_REASONING or _negated(words[max(0, i - NEGATION_WINDOW) : i]):
+            if name is None or (name in AMBIGUOUS_IN_REASONING and name not in GOLD_ONLY):
+                continue
+            if _negated(words[max(0, i - NEGATION_WINDOW) : i]):
                 continue
             emotion = emotion_from_word(name, proto)
             if emotion is not None:
-                found.append(emotion)
+                found.append((emotion, name in GOLD_ONLY))
     return tuple(found)
 
 
@@ -115,7 +123,7 @@ def check_label(record: GenerationRecord, evidence: CheckInput) -> CheckResult:
         return failed(NAME, f"concluded {clip(answer.emotion)!r} is not a {proto.name} label (gold {gold.value})")
     if concluded != gold:
         return failed(NAME, f"concluded {concluded.value} but gold is {gold.value}")
-    asserted = asserted_emotions(answer.reasoning, proto)
+    asserted = asserted_emotions(answer.reasoning, proto, gold)
     others = Counter(e for e in asserted if e != gold) if asserted else None
     if others:
         other, count = others.most_common(1)[0]
