@@ -30,6 +30,16 @@ def test_stage_one_error_and_invalid_raw_text_fail_schema():
     assert not result.passed and result.reason.startswith("invalid answer: evidence:")
 
 
+def test_an_answer_cut_off_at_max_tokens_says_so():
+    raw = '{"evidence": [{"kind": "lexical", "cue": "lost it", "suggests": "door-door-door-door-door-door-door-do'
+    error = "invalid_answer: 1 validation error for RationaleAnswer Invalid JSON: EOF while parsing a string"
+    cut = generation(UTT, parsed=False, raw_text=raw, error=error, completion_tokens=512)  # max_tokens = 512
+    reason = check_schema(cut, check_input(UTT)).reason
+    assert reason.startswith("cut off: the answer used all 512 tokens before its JSON closed") and "door-do" in reason
+    short = generation(UTT, parsed=False, raw_text=raw, error=error, completion_tokens=100)
+    assert check_schema(short, check_input(UTT)).reason.startswith("stage one: invalid_answer")
+
+
 def test_blank_fields_fail_schema_and_a_good_answer_passes():
     blank = generation(UTT, [("lexical", "lost it", "   ...  ")], GOOD)
     assert check_schema(blank, check_input(UTT)).reason == "evidence[0].suggests has no words"

@@ -64,7 +64,8 @@ def _refusal(text: str) -> re.Match[str] | None:
 
 
 @lru_cache(maxsize=1024)
-def _max_tokens(sampling: str) -> int | None:
+def max_tokens(sampling: str) -> int | None:
+    """The ``max_tokens`` of a record's sampling (JSON), None when it sets none."""
     try:
         value = json.loads(sampling).get("max_tokens")
     except (ValueError, AttributeError):
@@ -119,7 +120,7 @@ def check_degeneracy(record: GenerationRecord, evidence: CheckInput) -> CheckRes
     settings = evidence.settings
     reasoning = answer.reasoning
     problems = []
-    limit = _max_tokens(record.sampling)
+    limit = max_tokens(record.sampling)
     grounded, word_cap = _grounded_cap()
     if limit is not None and record.completion_tokens >= limit:
         problems.append(f"truncated: used all {limit} tokens")

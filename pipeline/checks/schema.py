@@ -1,7 +1,8 @@
 """Schema: the teacher's answer is a valid RationaleAnswer with real content.
 
 Stage one already parses answers; a row with ``error`` (request failure, unparseable JSON)
-fails here with that error. A row without a parsed answer is re-validated from ``raw_text`` so
+fails here with that error, or, when the JSON is unparseable because the answer used its whole
+``max_tokens`` budget, as cut off (with the last words it wrote). A row without a parsed answer is re-validated from ``raw_text`` so
 the reason names the offending field. Beyond the pydantic bounds (1–8 evidence items, reasoning
 ≤ 2000 characters, emotion ≤ 40), whitespace-only text, which ``min_length`` lets through, fails.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from pipeline.checks.base import CheckInput, clip, failed, passed
+from pipeline.checks.degeneracy import max_tokens
 from pipeline.checks.text import has_words
 from pipeline.rationale import RationaleAnswer
 from pipeline.records import CheckResult, GenerationRecord
@@ -27,6 +29,14 @@ def _first_error(error: ValidationError) -> str:
 
 def check_schema(record: GenerationRecord, evidence: CheckInput) -> CheckResult:
     if record.error:
+        limit = max_tokens(record.sampling)
+        if record.error.startswith("invalid_answer") and limit is not None and record.completion_tokens >= limit:
+            # Nearly every unparsable answer of a small teacher: a loop ran into the token limit.
+            # Pydantic's message ("EOF while parsing a string at line 1 column 445") hides that.
+            return failed(
+                NAME,
+                f"cut off: the answer used all {limit} tokens before its JSON closed, ending {clip(record.raw_text[-40:], 40)!r}",
+            )
         return failed(NAME, f"stage one: {clip(record.error, 160)}")
     answer = record.answer
     if answer is None:
