@@ -10,10 +10,13 @@ deterministically for every row, so here they are read off the checks instead of
   still counts if one of its lexical quotes is found in the transcript (``quote_matcher``).
 - **Groundedness**: among answers that quote at all, the share whose quotes are *all* faithful
   (quote_grounding passed). The 0–2 view: 2 all quotes grounded, 1 some, 0 none.
-- **Relevance**: share of all answers whose evidence supports the gold label: the label check
-  passed and the answer gives evidence. The 0–2 view: 2 when, in addition, every piece of
+- **Relevance**: share of all answers that conclude the gold label without arguing for another
+  (the label check passed) and give evidence. The 0–2 view: 2 when, in addition, every piece of
   evidence is verified (quote, acoustic and context grounding all passed), 1 when some is not,
-  0 when the label check failed or there is no evidence.
+  0 when the label check failed or there is no evidence. A proxy: no check can tell whether
+  the evidence actually supports the label, which the paper's judge rated (on RAVDESS with the
+  135M teacher this reads 90 % where a hand audit found 4 of 40 relevant); the LLM reasoning
+  judge of ``emoreason eval`` asks it.
 - **Acoustic grounding rate** (ours): among answers that cite the voice, the share whose
   acoustic claims all agree with the measured profile.
 
@@ -122,7 +125,7 @@ class QualityReport(BaseModel):
                 PAPER_REFERENCE["groundedness_score"],
                 f"{self.n_quoting} quoting",
             ),
-            ("Relevance (evidence supports label)", pct(self.relevance, self.n), None, f"{self.n} answers"),
+            ("Relevance (label kept, evidence given)", pct(self.relevance, self.n), None, f"{self.n} answers"),
             (
                 "Relevance (0–2 scale)",
                 pct(self.relevance_score, self.n),

@@ -274,7 +274,8 @@ def render_report(
 <div>{_html_table(summary.evidence, ["share_all", "share_accepted"])}</div></div>
 <h2>Reasoning quality (percent)</h2>
 <p class="muted">Verified deterministically by stage two's checks; the paper's column is its LLM-judged
-score for its own model (Zhang et al., 2025).</p>
+score for its own model (Zhang et al., 2025). Relevance here is a proxy: the label check passed and
+evidence was given; whether the evidence supports the label needs a judge or a reader.</p>
 {_html_table(quality_table(summary))}
 {corpus}
 <h2>Samples: accepted and rejected rationales per label</h2>
