@@ -18,7 +18,7 @@ rows with errors are also written as :class:`pipeline.records.Reject` rows for t
 
 With grounded decoding (``cfg.grounded``; on for the embedded teacher) each utterance's request
 carries its own answer schema (:mod:`pipeline.grounded`), keyed into the cache like any schema, and
-its rows record ``schema_version = "rationale-v1+grounded-v1"``.
+its rows record ``schema_version = "rationale-v1+grounded-v2"``.
 """
 
 from __future__ import annotations

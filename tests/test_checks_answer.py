@@ -67,7 +67,7 @@ def test_truncated_reasoning_fails():
 def test_grounded_reasoning_at_the_grammars_word_cap_is_truncated():
     # The grammar closes the reasoning with a full stop at its last allowed word, mid-thought
     # or not (a RAVDESS answer of the 135M teacher: "... and the speaker is also in a state of.").
-    words = f"{GOOD} {GOOD}".split()
+    words = f"{GOOD} {GOOD} {GOOD}".split()
     at_cap = " ".join(words[: MAX_REASONING_WORDS - 1] + ["of."])
     below = " ".join(words[: MAX_REASONING_WORDS - 2] + ["sad."])
     for reasoning, grounded, truncated in ((at_cap, True, True), (below, True, False), (at_cap, False, False)):

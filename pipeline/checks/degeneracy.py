@@ -7,8 +7,8 @@
 - **Truncated**: the answer used the whole ``max_tokens`` budget of its sampling; or, under grounded
   decoding (``pipeline.grounded``), the reasoning has every word the grammar allows
   (``MAX_REASONING_WORDS``): the grammar then closed it with a full stop wherever it was (on
-  RAVDESS, 724 of 1,161 answers of the 135M teacher had exactly 30 words, no other length more
-  than 19); or the reasoning stops without closing punctuation.
+  RAVDESS, under an earlier cap of 30, 724 of 1,161 answers of the 135M teacher had exactly 30
+  words, no other length more than 19); or the reasoning stops without closing punctuation.
 - **Not English**: under ``min_ascii_letter_share`` of its letters are ASCII, or (over at least
   ``MIN_WORDS_FOR_LANGUAGE`` words) under ``min_stopword_share`` of its words are common English
   function words (English prose runs at 40–50 %).
