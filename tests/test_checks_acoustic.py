@@ -59,6 +59,18 @@ def test_negation_stays_in_its_clause():
     ]
 
 
+def test_a_bare_voice_word_about_another_sound_is_no_claim():
+    # RAVDESS: "The sound of a dog is high-pitched and loud" failed as a claim about a quiet voice.
+    assert find_claims("The sound of a dog is high-pitched and loud.") == ()
+    claims = find_claims("Despite the loud music, she speaks softly; a loud voice would be anger.")
+    assert [(c.phrase, c.direction) for c in claims] == [("softly", -1), ("loud", 1)]  # "loud voice": the voice
+    assert [c.phrase for c in find_claims("She is loud over the music.")] == ["loud"]  # a person: a claim
+    utt = utterance(ANGRY, "Kids are talking by the door", "sad", dataset="ravdess", protocol="ravdess8")
+    quiet = profile(ANGRY, loudness=-1.1)
+    rec = generation(utt, [("lexical", "Kids are talking", "x")], "Over the loud noises of the party, a sad word.")
+    assert check_acoustic(rec, check_input(utt, quiet)).reason.startswith("n/a")
+
+
 def test_less_is_a_negation():
     # "less loud" says the voice is not loud; read as "loud" it contradicted a quiet clip (RAVDESS).
     claims = find_claims("her voice is less loud than usual, and a less monotonous delivery")

@@ -13,7 +13,10 @@ Direction of ``voice_quality``: the profile measures it as the harmonics-to-nois
 hoarse or strained voice is -1 (``VOICE_QUALITY_IRREGULAR``).
 
 Words are only read as claims with a voice noun nearby ("fast speech", "speaks quickly", not
-"quickly became angry"); double-quoted transcript words are blanked before scanning. Only
+"quickly became angry"), except a few that are about the voice by themselves ("loud",
+"high-pitched", "whispering"); those are not claims in a clause that names another sound and
+neither the voice nor a person ("despite the loud music", ``OTHER_SOUNDS``). Double-quoted
+transcript words are blanked before scanning. Only
 clauses holding an ``ANCHORS`` word are matched, and only at the few words before each anchor.
 """
 
@@ -189,6 +192,19 @@ ANCHORS = frozenset(_ANCHORS_WORDS.split())
 ANCHOR_LOOKBACK = 2
 NEGATORS = frozenset({"not", "no", "never", "without", "nor", "hardly", "lacks", "lacking", "less"})  # "less loud"
 NEGATING_PAIRS = frozenset({("rather", "than"), ("instead", "of"), ("lack", "of"), ("absence", "of")})
+# A voice word used bare ("loud", "high-pitched", "shouting") can describe another sound: "despite
+# the loud music", "the dog's bark is high-pitched". In a clause that names another sound and
+# neither the voice nor a person, such a phrase is not a claim about the speaker.
+_OTHER_SOUNDS_WORDS = """noise noises music song sound sounds bang bangs crash bark barks barking traffic tv
+    television radio party alarm siren engine thunder"""
+OTHER_SOUNDS = frozenset(_OTHER_SOUNDS_WORDS.split())
+_SPEAKER_WORDS = """voice voices tone speaker speakers speaks speaking speak spoke said says talks talking delivery
+    she he her his him they them their i me my you we"""
+SPEAKER_WORDS = frozenset(_SPEAKER_WORDS.split())
+_NAMES_THE_VOICE = re.compile(
+    r"voice|tone|speech|speak|spoke|talk|deliver|pace|rate|tempo|volume|intensity|loudness|intonation|prosody"
+    r"|melody|phonation|energy|effort|f0"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +222,15 @@ def _negated(previous: list[str]) -> bool:
     return any(pair in NEGATING_PAIRS for pair in pairwise(words))
 
 
+def _about_another_sound(phrase: str, clause_words: list[str]) -> bool:
+    """Whether a bare voice word describes another sound the clause names (see OTHER_SOUNDS)."""
+    return (
+        _NAMES_THE_VOICE.search(phrase) is None
+        and not OTHER_SOUNDS.isdisjoint(clause_words)
+        and SPEAKER_WORDS.isdisjoint(clause_words)
+    )
+
+
 def _clause_claims(clause: str, words: ClauseWords, anchors: list[int]) -> list[Claim]:
     claims = []
     tried: set[int] = set()
@@ -219,10 +244,12 @@ def _clause_claims(clause: str, words: ClauseWords, anchors: list[int]) -> list[
             match = _CLAIMS_AT.match(clause, offset)
             if match is None:
                 continue
+            covered_to = match.end()
+            if _about_another_sound(match.group(0), words.words):
+                break
             _, measure, direction = LEXICON[int(match.lastgroup[1:])]
             previous = words.words[max(0, i - NEGATION_WINDOW) : i]  # all that _negated reads
             claims.append(Claim(measure, direction, match.group(0), _negated(previous)))
-            covered_to = match.end()
             break
     return claims
 
