@@ -25,10 +25,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import compress, count, pairwise
+from itertools import compress, count
 
 from pipeline.checks.first_char import FirstCharDispatch
-from pipeline.checks.text import TEXT_CACHE, ClauseWords, clauses, own_words, split_words
+from pipeline.checks.text import TEXT_CACHE, ClauseWords, clauses, negated, own_words, split_words
 from pipeline.records import Measure
 
 VOICE_QUALITY_IRREGULAR = -1  # z(voice_quality) is HNR: a shaky/breathy/hoarse voice has it low
@@ -215,13 +215,6 @@ class Claim:
     negated: bool = False
 
 
-def _negated(previous: list[str]) -> bool:
-    words = previous[-NEGATION_WINDOW:]
-    if any(w in NEGATORS or w.endswith("n't") for w in words):
-        return True
-    return any(pair in NEGATING_PAIRS for pair in pairwise(words))
-
-
 def _about_another_sound(phrase: str, clause_words: list[str]) -> bool:
     """Whether a bare voice word describes another sound the clause names (see OTHER_SOUNDS)."""
     return (
@@ -248,8 +241,8 @@ def _clause_claims(clause: str, words: ClauseWords, anchors: list[int]) -> list[
             if _about_another_sound(match.group(0), words.words):
                 break
             _, measure, direction = LEXICON[int(match.lastgroup[1:])]
-            previous = words.words[max(0, i - NEGATION_WINDOW) : i]  # all that _negated reads
-            claims.append(Claim(measure, direction, match.group(0), _negated(previous)))
+            window = words.words[max(0, i - NEGATION_WINDOW) : i]
+            claims.append(Claim(measure, direction, match.group(0), negated(window, NEGATORS, NEGATING_PAIRS)))
             break
     return claims
 

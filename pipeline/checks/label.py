@@ -22,10 +22,10 @@ from __future__ import annotations
 import re
 from collections import Counter
 from functools import lru_cache
-from itertools import compress, count, pairwise
+from itertools import compress, count
 
 from pipeline.checks.base import CheckInput, clip, failed, passed
-from pipeline.checks.text import TEXT_CACHE, clauses, own_words, split_words, stripped_words
+from pipeline.checks.text import TEXT_CACHE, clauses, negated, own_words, split_words, stripped_words
 from pipeline.labels import PROTOCOLS, SYNONYMS, Emotion, Protocol, emotion_from_word, protocol
 from pipeline.records import CheckResult, GenerationRecord
 
@@ -68,13 +68,6 @@ def gold_emotion(record: GenerationRecord, proto: Protocol) -> Emotion:
     return proto.apply(record.emotion) or record.emotion
 
 
-def _negated(previous: list[str]) -> bool:
-    words = previous[-NEGATION_WINDOW:]
-    if any(w in NEGATORS or w.endswith("n't") for w in words):
-        return True
-    return any(pair in NEGATING_PAIRS for pair in pairwise(words))
-
-
 def asserted_emotions(reasoning: str, proto: Protocol, gold: Emotion | None = None) -> tuple[Emotion, ...]:
     """Emotions the reasoning asserts in its own words, in order (see module doc); a ``GOLD_ONLY``
     word counts only when it names ``gold``."""
@@ -100,7 +93,7 @@ def _asserted(reasoning: str, proto_name: str) -> tuple[tuple[Emotion, bool], ..
             name = pair if pair in SYNONYMS else word if word in SYNONYMS else None
             if name is None or (name in AMBIGUOUS_IN_REASONING and name not in GOLD_ONLY):
                 continue
-            if _negated(words[max(0, i - NEGATION_WINDOW) : i]):
+            if negated(words[max(0, i - NEGATION_WINDOW) : i], NEGATORS, NEGATING_PAIRS):
                 continue
             emotion = emotion_from_word(name, proto)
             if emotion is not None:

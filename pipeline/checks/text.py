@@ -20,10 +20,10 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from difflib import SequenceMatcher
 from functools import lru_cache
-from itertools import accumulate, compress, count, repeat
+from itertools import accumulate, compress, count, pairwise, repeat
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -285,6 +285,14 @@ class ClauseWords:
             self._prefix = list(accumulate(map(len, self._raws), initial=0))
         k = self._where[i]
         return self._prefix[k] + k + self._raws[k].find(self.words[i][0])  # k spaces before raw k
+
+
+def negated(window: Sequence[str], negators: frozenset[str], pairs: frozenset[tuple[str, str]]) -> bool:
+    """Whether the words just before a word (its negation window) negate it: a negator, an "n't"
+    word, or a negating pair ("rather than"). The label and the acoustic claims each pass their own."""
+    if any(w in negators or w.endswith("n't") for w in window):
+        return True
+    return any(pair in pairs for pair in pairwise(window))
 
 
 def suggests_text(answer: RationaleAnswer) -> str:
