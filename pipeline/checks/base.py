@@ -13,9 +13,10 @@ apart from a real pass; a failed check's reason names what failed (the quote, th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -161,6 +162,16 @@ def failed(name: str, reason: str) -> CheckResult:
 def not_applicable(name: str, why: str) -> CheckResult:
     """A pass that did not apply; ``why`` is one of the check's fixed phrases (the results are kept)."""
     return _shared(CheckResult(name=name, passed=True, reason=f"{NOT_APPLICABLE}: {why}"))
+
+
+@lru_cache(maxsize=1024)  # a run has one or a few sampling settings
+def max_tokens(sampling: str) -> int | None:
+    """The ``max_tokens`` of a record's sampling (JSON), None when it sets none."""
+    try:
+        value = json.loads(sampling).get("max_tokens")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) else None
 
 
 def clip(text: str, limit: int = 60) -> str:

@@ -17,13 +17,12 @@
 
 from __future__ import annotations
 
-import json
 import re
-from functools import cache, lru_cache
+from functools import cache
 from itertools import pairwise
 from operator import eq
 
-from pipeline.checks.base import CheckInput, CheckSettings, clip, failed, passed
+from pipeline.checks.base import CheckInput, CheckSettings, clip, failed, max_tokens, passed
 from pipeline.checks.text import own_words, plain_words, suggests_text, unquoted
 from pipeline.records import CheckResult, GenerationRecord
 
@@ -61,16 +60,6 @@ def _refusal(text: str) -> re.Match[str] | None:
     if _REFUSAL_ANCHORS.isdisjoint(own_words(text) if unquoted(text) is text else plain_words(text)):
         return None
     return _REFUSAL.search(text)
-
-
-@lru_cache(maxsize=1024)
-def max_tokens(sampling: str) -> int | None:
-    """The ``max_tokens`` of a record's sampling (JSON), None when it sets none."""
-    try:
-        value = json.loads(sampling).get("max_tokens")
-    except (ValueError, AttributeError):
-        return None
-    return value if isinstance(value, int) else None
 
 
 def _loop(words: tuple[str, ...], settings: CheckSettings, repeated: int) -> str | None:

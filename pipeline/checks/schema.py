@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from pipeline.checks.base import CheckInput, clip, failed, passed
-from pipeline.checks.degeneracy import max_tokens
+from pipeline.checks.base import CheckInput, clip, failed, max_tokens, passed
 from pipeline.checks.text import has_words
 from pipeline.rationale import RationaleAnswer
 from pipeline.records import CheckResult, GenerationRecord
