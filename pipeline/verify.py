@@ -113,8 +113,11 @@ def score(record: GenerationRecord, checks: Sequence[CheckResult], weights: Scor
     if answer is None:
         return 0.0
     # Small teachers often list one item twice: (kind, cue as words) identifies an item.
-    verified = {(item.kind, " ".join(item.cue.lower().split())) for item in answer.evidence}
-    verified = {item for item in verified if checks[_GROUNDING_AT[item[0]]].passed}
+    verified = {
+        (item.kind, " ".join(item.cue.lower().split()))
+        for item in answer.evidence
+        if checks[_GROUNDING_AT[item.kind]].passed
+    }
     kinds = {kind for kind, _ in verified}
     value = weights.verified_evidence * min(len(verified), MAX_SCORED_EVIDENCE)
     value += weights.evidence_kinds * max(len(kinds) - 1, 0)
@@ -295,32 +298,44 @@ def _select(records: list[GenerationRecord], scores: list[float], accepted: list
     return set(best.values())
 
 
+class Adjacency:
+    """The rule best-of-n needs: the candidates of an (utterance, style) come one after another.
+
+    Feed it every record's key in order; a key that comes back after another key raises.
+    """
+
+    __slots__ = ("_closed", "_current")
+
+    def __init__(self) -> None:
+        self._closed: set[int] = set()  # hashes of finished keys: ~70 bytes each instead of a tuple of two strings
+        self._current: tuple[str, str] | None = None
+
+    def starts(self, key: tuple[str, str]) -> bool:
+        """Whether ``key`` begins a new run of candidates; ValueError when its run had ended."""
+        if key == self._current:
+            return False
+        if hash(key) in self._closed:
+            raise ValueError(
+                f"candidates of utterance {key[0]!r} (style {key[1]!r}) are not adjacent in the input; best-of-n "
+                "needs them together (sort the generations by utterance_id and style)"
+            )
+        if self._current is not None:
+            self._closed.add(hash(self._current))
+        self._current = key
+        return True
+
+
 def _groups(records: Iterable[GenerationRecord], batch_size: int) -> Iterator[list[GenerationRecord]]:
     """Batches of about ``batch_size`` records that never split the candidates of an (utterance, style)."""
     batch: list[GenerationRecord] = []
-    closed: set[int] = set()  # hashes of finished keys: ~70 bytes each instead of a tuple of two strings
-    current: tuple[str, str] | None = None
+    adjacency = Adjacency()
     for record in records:
-        key = (record.utterance_id, record.style)
-        if key != current:
-            if hash(key) in closed:
-                raise ValueError(_not_adjacent(key))
-            if current is not None:
-                closed.add(hash(current))
-            if len(batch) >= batch_size:
-                yield batch
-                batch = []
-            current = key
+        if adjacency.starts((record.utterance_id, record.style)) and len(batch) >= batch_size:
+            yield batch
+            batch = []
         batch.append(record)
     if batch:
         yield batch
-
-
-def _not_adjacent(key: tuple[str, str]) -> str:
-    return (
-        f"candidates of utterance {key[0]!r} (style {key[1]!r}) are not adjacent in the input; best-of-n needs "
-        "them together (sort the generations by utterance_id and style)"
-    )
 
 
 def verify(

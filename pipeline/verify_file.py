@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from pipeline.checks import ProfileLike
 from pipeline.parquet import arrow_schema, iter_records, to_table
 from pipeline.records import GenerationRecord, Utterance, VerifiedRecord
-from pipeline.verify import BLIND_STYLE, VerifyConfig, _not_adjacent, verify
+from pipeline.verify import BLIND_STYLE, Adjacency, VerifyConfig, verify
 from pipeline.verify_stats import VerifyStats
 
 ROW_GROUP_ROWS = 8192  # row groups of the verified parquet; each holds one (accepted, dataset, emotion)
@@ -30,17 +30,14 @@ ROW_GROUP_ROWS = 8192  # row groups of the verified parquet; each holds one (acc
 
 def _check_adjacent(path: Path, blind_style: str) -> None:
     """Fail before any work when an utterance's candidates are not adjacent (reads two columns)."""
-    closed: set[int] = set()
-    current = None
-    for batch in pq.ParquetFile(path).iter_batches(columns=["utterance_id", "style"], batch_size=65536):
-        for key in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
-            if key[1] == blind_style or key == current:
-                continue
-            if hash(key) in closed:
-                raise ValueError(f"{path}: {_not_adjacent(key)}")
-            if current is not None:
-                closed.add(hash(current))
-            current = key
+    adjacency = Adjacency()
+    try:
+        for batch in pq.ParquetFile(path).iter_batches(columns=["utterance_id", "style"], batch_size=65536):
+            for key in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
+                if key[1] != blind_style:
+                    adjacency.starts(key)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
 
 
 def blind_answers(path: str | Path, style: str = BLIND_STYLE) -> dict[str, str]:
