@@ -284,10 +284,11 @@ class DuplicateIndex:
             # where batches begin and end.
             buckets = earlier.get(i, {})
             candidates = set(chain.from_iterable(buckets.values()))
-            for band, key in enumerate(row) if hits else ():
-                if key in hits:
-                    older = len(buckets.get(band, ()))
-                    candidates.update(in_batch[key][: MAX_BUCKET - older])
+            if hits:
+                for band, key in enumerate(row):
+                    if key in hits:
+                        older = len(buckets.get(band, ()))
+                        candidates.update(in_batch[key][: MAX_BUCKET - older])
             copied = None
             for ordinal in sorted(candidates):
                 if ordinal >= first:  # indexed earlier in this batch
