@@ -16,7 +16,10 @@ Faults (``FAULTS``): transport/HTTP — "400" (not worth retrying), "429" (with 
 past any sane client timeout), "disconnect" (drops the connection), "malformed_body" (200 with
 a non-JSON body), "truncated_body" (200 with half a JSON body), "slow" (answers after
 ``slow_s``); content, for the caller's parse step — "malformed_json", "truncated_json",
-"refusal", "wrong_schema". Run standalone: ``python -m tests.scripted_server --port 8000``.
+"refusal", "wrong_schema". ``work_s`` makes a saturating server: each answer needs
+``work_s`` seconds of a server that shares its time among the requests in flight (processor
+sharing, as a batching LLM server does), so k requests sent together all take ``k * work_s``. ``error_text`` replaces the message of the scripted 500/503 bodies.
+Run standalone: ``python -m tests.scripted_server --port 8000``.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ HTTP_FAULTS = ("400", "429", "500", "503", "timeout", "disconnect", "malformed_b
 CONTENT_FAULTS = ("malformed_json", "truncated_json", "refusal", "wrong_schema")
 FAULTS = HTTP_FAULTS + CONTENT_FAULTS
 TIMEOUT_HANG_S = 3600.0  # "timeout" never answers within a test's lifetime
+WORK_TICK_S = 0.005
 REFUSAL = "I'm sorry, but I can't help with that request."
 
 
@@ -71,6 +75,8 @@ class ScriptedServer:
         fault_rate: float = 0.0,
         faults: tuple[str, ...] = FAULTS,
         latency_s: float = 0.0,
+        work_s: float = 0.0,
+        error_text: str | None = None,
         slow_s: float = 0.5,
         retry_after_s: float = 0.05,
         seed: int = 0,
@@ -85,6 +91,8 @@ class ScriptedServer:
         self.fault_rate = fault_rate
         self.faults = faults
         self.latency_s = latency_s
+        self.work_s = work_s
+        self.error_text = error_text
         self.slow_s = slow_s
         self.retry_after_s = retry_after_s
         self.seed = seed
@@ -162,6 +170,10 @@ class ScriptedServer:
             self.requests_seen.append(Seen(match, attempt, fault, request.headers.get("Authorization"), body))
             if self.latency_s:
                 await asyncio.sleep(self.latency_s)
+            remaining = self.work_s
+            while remaining > 0:  # a share of the server's time, tick by tick
+                await asyncio.sleep(WORK_TICK_S)
+                remaining -= WORK_TICK_S / self.in_flight
             if fault == "429":
                 return web.json_response(
                     {"error": {"message": "rate limited"}}, status=429, headers={"Retry-After": str(self.retry_after_s)}
@@ -169,7 +181,8 @@ class ScriptedServer:
             if fault == "400":
                 return web.json_response({"error": {"message": "scripted bad request"}}, status=400)
             if fault in ("500", "503"):
-                return web.json_response({"error": {"message": f"scripted {fault}"}}, status=int(fault))
+                message = self.error_text if self.error_text is not None else f"scripted {fault}"
+                return web.json_response({"error": {"message": message}}, status=int(fault))
             if fault == "timeout":
                 await asyncio.sleep(TIMEOUT_HANG_S)
             if fault == "disconnect":
@@ -255,12 +268,16 @@ def main() -> None:
     parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument("--faults", default=",".join(FAULTS), help="comma-separated subset of faults to draw from")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before every answer")
+    parser.add_argument(
+        "--work", type=float, default=0.0, help="seconds of server time per request, shared (saturating)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     server = ScriptedServer(
         fault_rate=args.fault_rate,
         faults=tuple(args.faults.split(",")),
         latency_s=args.latency,
+        work_s=args.work,
         seed=args.seed,
         port=args.port,
     )

@@ -235,3 +235,33 @@ def test_schema_serialisation_is_cached_by_value():
         "strict": True,
     }
     assert bodies[0]["response_format"] == bodies[2]["response_format"] and len(client._formats) == 2
+
+
+def test_no_seed_is_sent_unless_one_is_set():
+    # vLLM's CPU build dies on a seeded request with n > 1 (docs/vllm-cpu.md): never send one by default.
+    client = OpenAIClient(config("http://127.0.0.1:9/v1"))
+    unseeded = request("a", n=2).model_copy(update={"sampling": Sampling(n=2)})
+    assert "seed" not in json.loads(client._body(unseeded))
+    assert json.loads(client._body(request("a", n=2)))["seed"] == 3
+
+
+def test_a_saturating_server_is_answered_not_livelocked(caplog):
+    # 64 requests sent together to a server that shares its time among them all take 64 * 0.02 s,
+    # past the 0.5 s timeout: re-sending all 64 would time out forever. The window halves to 16.
+    keys = [f"utt-{i}" for i in range(64)]
+    with ScriptedServer(work_s=0.02) as server:
+        results = run(config(server.url, concurrency=64, timeout_s=0.5, max_retries=4), keys)
+    assert all(r.error is None for r in results.values()), {r.error for r in results.values()}
+    assert server.max_in_flight == 64  # it did start at the configured concurrency
+    assert "server is overloaded" in caplog.text
+
+
+def test_a_key_straddling_the_error_excerpt_is_redacted_before_the_cut(monkeypatch):
+    monkeypatch.setenv("EMO_TEST_KEY", SECRET)
+    # The body is {"error": {"message": "<text>"}}: put the key across the 200-character cut.
+    text = "x" * (200 - len('{"error": {"message": "') - 8) + SECRET
+    with ScriptedServer(plan={"bad-key": ["500"] * 3}, error_text=text) as server:
+        result = run(config(server.url, api_key_env="EMO_TEST_KEY", max_retries=1), ["bad-key"])["bad-key"]
+    assert result.error.startswith("http 500 after 2 attempts")
+    fragments = {SECRET[i : i + 8] for i in range(len(SECRET) - 7)}
+    assert not any(f in result.error for f in fragments), result.error

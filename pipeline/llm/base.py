@@ -8,7 +8,7 @@ for the whole backend failing (cannot load the model, bad configuration).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,7 +21,11 @@ class Sampling(BaseModel):
     top_p: float = 0.95
     max_tokens: int = 512
     n: int = Field(1, ge=1, description="candidates per request")
-    seed: int | None = 0
+    # No seed unless asked for: a seed sent to a server is a promise the server must keep, and
+    # vLLM's CPU build with n > 1 and chunked prefill (its default) dies on one
+    # ("CPU Generator does not use offset" -> EngineDeadError). The request cache already makes a
+    # finished run reproducible; in-process backends are seeded by the config that chooses them.
+    seed: int | None = Field(None, description="sampling seed; None sends none (the server's own randomness)")
 
 
 class ChatMessage(BaseModel):
@@ -58,8 +62,14 @@ class LLMClient(Protocol):
     backend: str  # "openai" / "vllm" / "transformers"
     model: str
 
-    def run(self, requests: Iterable[LLMRequest]) -> Iterator[LLMResult]:
-        """Yield exactly one result per request, as each completes."""
+    def run(
+        self, requests: Iterable[LLMRequest], on_tokens: Callable[[int], None] | None = None
+    ) -> Iterator[LLMResult]:
+        """Yield exactly one result per request, as each completes.
+
+        ``on_tokens(k)``, for progress: k more completion tokens were written. A backend that
+        learns its token counts only with each result (an HTTP API) need not call it.
+        """
         ...
 
     def close(self) -> None: ...

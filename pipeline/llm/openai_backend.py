@@ -11,6 +11,14 @@ prompts runs only as fast as answers come back) and each worker holds at most on
 flight, which bounds concurrency without a semaphore. Finished results collect in a deque; the
 caller's ``for`` loop runs the event loop until at least one is ready, then yields them all.
 No background thread: the GIL handoffs would cost more than they save on a one-core budget.
+
+Overload: ``concurrency`` is a ceiling, not a promise. A server slower than the client thinks
+(vLLM on CPU answered 64 concurrent requests with a p50 of 211 s) makes every attempt time out,
+and re-sending them only keeps it saturated: nothing ever comes back. So the requests in flight
+follow the server (AIMD, as TCP does): a timeout, 429 or 503 halves the window (once per window:
+requests sent before the last cut do not cut again), and each answer widens it by 1/window, back
+up to ``concurrency``. A server that answers one request within ``timeout_s`` when it is alone
+therefore always makes progress.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import aiohttp
@@ -41,6 +49,7 @@ ERROR_BODY_CHARS = 200  # how much of an error response to keep in LLMResult.err
 CHARS_PER_TOKEN = 4  # prompt-token estimate for the token rate limit, before the server counts them
 MAX_CACHED_SCHEMAS = 8  # a stage uses one or two answer schemas
 RATE_BURST_S = 1.0  # a rate limiter may spend this many seconds' worth of budget at once
+OVERLOAD_STATUSES = frozenset({429, 503})  # the server says it has too much to do: fewer in flight
 
 
 class _Bucket:
@@ -67,11 +76,12 @@ class _Bucket:
 class _Retry(Exception):
     """One attempt failed in a way worth retrying; the final error reads "<reason> after N attempts: <detail>"."""
 
-    def __init__(self, reason: str, detail: str = "", retry_after: float | None = None):
+    def __init__(self, reason: str, detail: str = "", retry_after: float | None = None, overload: bool = False):
         super().__init__(reason)
         self.reason = reason  # short, e.g. "http 503"
         self.detail = detail
         self.retry_after = retry_after
+        self.overload = overload  # a sign that the server has more than it can do
 
 
 class _Fatal(_Retry):
@@ -113,7 +123,10 @@ class OpenAIClient:
     def close(self) -> None:
         """Nothing held between runs: each ``run()`` opens and closes its own session."""
 
-    def run(self, requests: Iterable[LLMRequest]) -> Iterator[LLMResult]:
+    def run(
+        self, requests: Iterable[LLMRequest], on_tokens: Callable[[int], None] | None = None
+    ) -> Iterator[LLMResult]:
+        # on_tokens is not called: a non-streamed answer's tokens arrive with its result.
         try:
             asyncio.get_running_loop()
         except RuntimeError:  # the usual case: no event loop in this thread, drive our own here
@@ -198,6 +211,11 @@ class OpenAIClient:
     def _redact(self, text: str) -> str:
         return text.replace(self._secret, "***") if self._secret else text
 
+    def _excerpt(self, raw: bytes) -> str:
+        """The start of a response body for an error message: redacted *before* it is cut, so no
+        piece of a key that straddles the cut can survive."""
+        return self._redact(raw.decode("utf-8", "replace"))[:ERROR_BODY_CHARS]
+
     def _parse(self, req: LLMRequest, raw: bytes, attempts: int, latency_s: float) -> LLMResult:
         try:
             reply = json.loads(raw)
@@ -214,9 +232,7 @@ class OpenAIClient:
                     reasons.append(choice.get("finish_reason") or "")
             usage = reply.get("usage") or {}
         except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise _Retry(
-                "malformed response body", f"{type(e).__name__}: {e}; body {raw[:ERROR_BODY_CHARS]!r}"
-            ) from None
+            raise _Retry("malformed response body", f"{type(e).__name__}: {e}; body {self._excerpt(raw)!r}") from None
         if len(texts) != req.sampling.n:
             raise _Retry(f"asked for {req.sampling.n} candidates, got {len(texts)}")
         return LLMResult(
@@ -247,6 +263,11 @@ class _Job:
         self.session: aiohttp.ClientSession | None = None
         self.workers: list[asyncio.Task[None]] = []
         self.live = 0
+        # AIMD window of requests in flight (see the module docstring).
+        self.window = float(self.cfg.concurrency)
+        self.in_flight = 0
+        self.last_cut = -1.0  # time.monotonic() of the last cut
+        self.admitted: asyncio.Condition | None = None
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=self.cfg.concurrency, limit_per_host=0, ttl_dns_cache=300)
@@ -257,6 +278,7 @@ class _Job:
             raise_for_status=False,
         )
         self.live = self.cfg.concurrency
+        self.admitted = asyncio.Condition()
         self.workers = [asyncio.create_task(self.worker()) for _ in range(self.cfg.concurrency)]
 
     async def stop(self) -> None:
@@ -346,8 +368,35 @@ class _Job:
             key=req.key, error=self.client._redact(error), attempts=attempts, latency_s=time.perf_counter() - start
         )
 
+    async def _admit(self) -> float:
+        """Wait until the window has room for one more request; when it was sent (monotonic)."""
+        assert self.admitted is not None
+        async with self.admitted:
+            await self.admitted.wait_for(lambda: self.in_flight < max(1, int(self.window)))
+            self.in_flight += 1
+        return time.monotonic()
+
+    async def _release(self, sent: float, overloaded: bool) -> None:
+        assert self.admitted is not None
+        async with self.admitted:
+            self.in_flight -= 1
+            if overloaded and sent > self.last_cut:
+                before, self.window = self.window, max(1.0, self.window / 2)
+                self.last_cut = time.monotonic()
+                if int(before) > 1:
+                    log.warning(
+                        "the server is overloaded (timeouts or 429/503 at %d in flight): sending at most %d at once",
+                        int(before),
+                        int(self.window),
+                    )
+            elif not overloaded:
+                self.window = min(float(self.cfg.concurrency), self.window + 1 / self.window)
+            self.admitted.notify_all()
+
     async def attempt(self, req: LLMRequest, body: bytes, attempts: int, start: float) -> LLMResult:
         assert self.session is not None
+        sent = await self._admit()
+        overloaded = True  # until an answer or a non-overload failure says otherwise
         slot = self._pick()
         self.load[slot] += 1
         try:
@@ -355,11 +404,17 @@ class _Job:
                 raw = await resp.read()
                 status = resp.status
                 retry_after = resp.headers.get("Retry-After")
+            overloaded = status in OVERLOAD_STATUSES
+        except aiohttp.ClientError as e:
+            # A refused or dropped connection says nothing about the server's load; a timeout does.
+            overloaded = isinstance(e, asyncio.TimeoutError)
+            raise
         finally:
             self.load[slot] -= 1
+            await self._release(sent, overloaded)
         if status == 200:
             return self.client._parse(req, raw, attempts, time.perf_counter() - start)
-        detail = raw[:ERROR_BODY_CHARS].decode("utf-8", "replace")
+        detail = self.client._excerpt(raw)
         if status in RETRY_STATUSES:
-            raise _Retry(f"http {status}", detail, _retry_after(retry_after))
+            raise _Retry(f"http {status}", detail, _retry_after(retry_after), overload=status in OVERLOAD_STATUSES)
         raise _Fatal(f"http {status}", detail)
