@@ -14,6 +14,7 @@ import os
 import shutil
 from collections import Counter
 from collections.abc import Mapping
+from itertools import islice
 from pathlib import Path
 
 import pyarrow as pa
@@ -49,8 +50,26 @@ def blind_answers(path: str | Path, style: str = BLIND_STYLE) -> dict[str, str]:
     return {uid: counter.most_common(1)[0][0] for uid, counter in votes.items()}
 
 
-def _bucket(record: VerifiedRecord) -> tuple[bool, str, str]:
-    return (record.accepted, record.dataset, record.emotion.value)
+def _remove_leftovers(out_path: Path) -> None:
+    """Temporary files and spill folders of runs killed while writing ``out_path`` (their process is gone)."""
+    for leftover in out_path.parent.glob(f".{out_path.name}.*"):
+        pid = leftover.name.removeprefix(f".{out_path.name}.").split(".")[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def verify_file(
@@ -65,53 +84,45 @@ def verify_file(
 
     The output is sorted by (accepted, dataset, emotion) and every row group holds a single such
     key, so ``pandas.read_parquet(p, filters=[("accepted", "==", False)])`` and DuckDB skip whole
-    row groups. Written in two streamed passes: per-key spill files, then concatenated in key
-    order into a temporary file that is renamed into place (a killed run leaves no output). The
-    counts and the resolved config are written beside it as ``<out>.json``.
+    row groups. The verdicts are gathered in memory as Arrow batches (a million verdicts are a few
+    hundred MB), sorted, and written to a temporary file renamed into place: a killed run leaves
+    no output, and what a killed run left behind is removed by the next. The counts and the
+    resolved config are written beside it as ``<out>.json``.
     """
     in_path, out_path = Path(in_path), Path(out_path)
     cfg = cfg or VerifyConfig()
     _check_adjacent(in_path, cfg.blind_style)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    spill_dir = out_path.with_name(f".{out_path.name}.{os.getpid()}.spill")
-    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
-    schema = arrow_schema(VerifiedRecord)
+    _remove_leftovers(out_path)
     stats = VerifyStats()
-    writers: dict[tuple[bool, str, str], pq.ParquetWriter] = {}
-    spills: dict[tuple[bool, str, str], Path] = {}
+    stream = verify(iter_records(in_path, GenerationRecord), utterances, profiles, cfg, blind, stats)
+    tables = []
+    while batch := list(islice(stream, cfg.batch_size)):
+        tables.append(to_table(batch, VerifiedRecord))
+    table = pa.concat_tables(tables) if tables else arrow_schema(VerifiedRecord).empty_table()
+    # A stable sort: within a key, records keep the input's order.
+    table = table.sort_by([("accepted", "ascending"), ("dataset", "ascending"), ("emotion", "ascending")])
+    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
     try:
-        spill_dir.mkdir(parents=True, exist_ok=True)
-        stream = verify(iter_records(in_path, GenerationRecord), utterances, profiles, cfg, blind, stats)
-        pending: dict[tuple[bool, str, str], list[VerifiedRecord]] = {}
-        for i, record in enumerate(stream, 1):
-            pending.setdefault(_bucket(record), []).append(record)
-            if i % cfg.batch_size == 0:
-                _spill(pending, writers, spills, spill_dir, schema)
-        _spill(pending, writers, spills, spill_dir, schema)
-        while writers:
-            writers.popitem()[1].close()
-        with pq.ParquetWriter(tmp, schema) as out:
-            for key in sorted(spills):
-                spill = pq.ParquetFile(spills[key])
-                for batch in spill.iter_batches(batch_size=ROW_GROUP_ROWS):
-                    out.write_batch(batch, row_group_size=ROW_GROUP_ROWS)
+        with pq.ParquetWriter(tmp, table.schema) as out:
+            for start, length in _key_runs(table):
+                out.write_table(table.slice(start, length), row_group_size=ROW_GROUP_ROWS)
         os.replace(tmp, out_path)
     finally:
-        for writer in writers.values():
-            writer.close()
         tmp.unlink(missing_ok=True)
-        shutil.rmtree(spill_dir, ignore_errors=True)
     summary = {"input": str(in_path), "output": str(out_path), "config": cfg.model_dump(mode="json")}
     summary["counts"] = stats.to_dict()
     out_path.with_name(out_path.name + ".json").write_text(json.dumps(summary, indent=2))
     return stats
 
 
-def _spill(pending: dict, writers: dict, spills: dict, spill_dir: Path, schema: pa.Schema) -> None:
-    """Append each key's pending records to that key's spill file."""
-    for key, records in pending.items():
-        if key not in writers:
-            spills[key] = spill_dir / f"{len(spills)}.parquet"
-            writers[key] = pq.ParquetWriter(spills[key], schema)
-        writers[key].write_table(to_table(records, VerifiedRecord))
-    pending.clear()
+def _key_runs(table: pa.Table) -> list[tuple[int, int]]:
+    """(start, length) of each run of equal (accepted, dataset, emotion) in a sorted table."""
+    keys = list(zip(*(table.column(name).to_pylist() for name in ("accepted", "dataset", "emotion")), strict=True))
+    runs: list[tuple[int, int]] = []
+    for i, key in enumerate(keys):
+        if i and key == keys[i - 1]:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((i, 1))
+    return runs

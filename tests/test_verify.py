@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -234,3 +235,19 @@ def test_stats_also_count_results_built_outside_the_shared_constructors():
     stats.add_batch(candidates()[:3], results, [True, False, True], {0}, {})
     assert stats.not_applicable == {"label": 1, "schema": 1} and stats.failed == {"label": 1}
     assert (stats.records, stats.accepted, stats.selected) == (3, 2, 1)
+
+
+def test_verify_file_removes_what_a_killed_run_left_behind(tmp_path):
+    src, out = tmp_path / "generations.parquet", tmp_path / "verified.parquet"
+    write_records(candidates(), src, GenerationRecord)
+    dead = 2**22 + 12345  # above the default pid_max: no such process
+    spill = tmp_path / f".verified.parquet.{dead}.spill"
+    spill.mkdir()
+    (spill / "0.parquet").write_bytes(b"PAR1 cut short")
+    (tmp_path / f".verified.parquet.{dead}.tmp").write_bytes(b"PAR1")
+    live = tmp_path / f".verified.parquet.{os.getpid()}.other"  # a live writer's file is not touched
+    live.write_bytes(b"")
+    verify_file(src, UTTS, None, VerifyConfig(), out_path=out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["generations.parquet", "verified.parquet", "verified.parquet.json", live.name]
+    )
