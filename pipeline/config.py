@@ -36,14 +36,9 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
-def load_config(cls: type[C], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> C:
-    """Defaults from ``cls``, then the YAML file, then ``overrides`` (None values are skipped).
-
-    Overrides land on the resolved defaults, so setting one key of a section keeps the code's
-    defaults for the rest of that section (even where a section's default differs from the
-    default of its type).
-    """
-    tree: dict[str, Any] = cls().model_dump(mode="json")
+def user_settings(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the user set: the YAML file, then ``overrides`` (None values skipped), as one nested tree."""
+    tree: dict[str, Any] = {}
     if path is not None:
         loaded = yaml.safe_load(Path(path).read_text()) or {}
         if not isinstance(loaded, dict):
@@ -52,7 +47,23 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: dict[st
     for key, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(tree, key, value)
-    return cls.model_validate(tree)
+    return tree
+
+
+def load_config(
+    cls: type[C],
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    defaults: C | None = None,
+) -> C:
+    """Defaults (``defaults``, else ``cls()``), then the YAML file, then ``overrides`` (None values are skipped).
+
+    Overrides land on the resolved defaults, so setting one key of a section keeps the code's
+    defaults for the rest of that section (even where a section's default differs from the
+    default of its type).
+    """
+    tree: dict[str, Any] = (defaults if defaults is not None else cls()).model_dump(mode="json")
+    return cls.model_validate(_merge(tree, user_settings(path, overrides)))
 
 
 def write_resolved(config: BaseModel, path: str | Path) -> Path:

@@ -19,22 +19,24 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.acoustic import AcousticProfile, compute_profiles, load_profiles
-from pipeline.config import write_resolved
+from pipeline.config import load_config, user_settings, write_resolved
 from pipeline.corpora import CorpusConfig, corpora_for_run
 from pipeline.datasets import load_dataset
 from pipeline.datasets.demo import BUNDLED as DEMO_CORPUS
-from pipeline.generate import STYLE_TEMPLATES, GenerateConfig, generate, generate_blind
+from pipeline.generate import GenerateConfig, generate, generate_blind
 from pipeline.llm.base import Sampling
 from pipeline.llm.config import LLMConfig
+from pipeline.llm.embedded import EMBEDDED
 from pipeline.parquet import read_records, write_records
 from pipeline.prompts import PROMPTS_DIR
 from pipeline.records import Reject, Utterance
@@ -59,17 +61,28 @@ STAGE_REJECTS = (
 
 
 # The embedded 135M teacher runs on a 2-core CPU at tens of tokens a second and, when it loops,
-# loops until max_tokens: one candidate of at most 256 tokens keeps the demo run within minutes.
-# With a real teacher, ask for more (e.g. --n 3 and sampling.max_tokens 768 in a config file).
+# loops until max_tokens: one candidate of at most 224 tokens keeps the demo run within minutes.
+# With a real teacher stage one's general defaults apply (see load_data_config).
 # top_p 1: nucleus sampling sorts the whole 49k vocabulary every step (14 % of a decode step in
 # py-spy) while the grammar already narrows what may follow; temperature still shapes the rest.
-EMBEDDED_SAMPLING = Sampling(n=1, max_tokens=224, temperature=0.7, top_p=1.0)
+# seed 0: the embedded teacher runs in-process, where a seed is safe and makes the demo repeatable.
+EMBEDDED_SAMPLING = Sampling(n=1, max_tokens=224, temperature=0.7, top_p=1.0, seed=0)
 # Larger batches amortise reading the weights on CPU: 8 -> 32 raised 68 -> 96 tok/s here.
 EMBEDDED_BATCH = 32
 # Short prompts for the small teacher: the full templates' ~550-token system prompt was ~40 % of
 # the demo's generate time (prefill), and their format example is what the 135M model copied.
-# Grounded decoding (GenerateConfig.grounded, on for the embedded model) supplies the format.
+# Grounded decoding (GenerateConfig.grounded) supplies the format.
 EMBEDDED_TEMPLATES = {"acoustic": "rationale/acoustic_compact.v1", "elaborate": "rationale/elaborate_compact.v1"}
+
+
+def embedded_teacher_config() -> GenerateConfig:
+    """Stage one tuned for the embedded 135M teacher on CPU: ``make data``'s default."""
+    return GenerateConfig(
+        sampling=EMBEDDED_SAMPLING,
+        max_parse_retries=0,
+        llm=LLMConfig(batch_size=EMBEDDED_BATCH),
+        templates=EMBEDDED_TEMPLATES,
+    )
 
 
 class DataConfig(BaseModel):
@@ -85,43 +98,38 @@ class DataConfig(BaseModel):
     workers: int = Field(2, ge=1, description="processes for the acoustic profile")
     profiles: bool = Field(True, description="measure the voice (skipped anyway for datasets without audio)")
     generate: GenerateConfig = Field(
-        default_factory=lambda: GenerateConfig(
-            sampling=EMBEDDED_SAMPLING,
-            max_parse_retries=0,
-            llm=LLMConfig(batch_size=EMBEDDED_BATCH),
-            templates=EMBEDDED_TEMPLATES,
-        ),
-        description="stage one; the defaults suit the embedded 135M teacher (EMBEDDED_SAMPLING, EMBEDDED_TEMPLATES)",
+        default_factory=embedded_teacher_config,
+        description="stage one; the defaults suit the embedded 135M teacher (see load_data_config for others)",
     )
     verify: VerifyConfig = Field(default_factory=VerifyConfig)
     corpus: CorpusConfig = Field(default_factory=CorpusConfig)
     hf_export: bool = Field(True, description="also save the corpora as a Hugging Face DatasetDict")
     audit: bool = True
+    allow_partial: bool = Field(
+        False,
+        description="go on to stage two and the corpora when some teacher requests failed, and exit 0; "
+        "by default such a run stops after stage one and exits 1 (a rerun re-asks exactly the failed requests)",
+    )
 
-    @model_validator(mode="after")
-    def _teacher_defaults(self) -> DataConfig:
-        """The defaults above are tuned for the embedded 135M teacher. For any other teacher, what
-        still equals an embedded default goes back to stage one's general default (full templates,
-        longer answers, nucleus sampling, best of DEFAULT_CANDIDATES, parse retries); values set to
-        anything else are kept. The resolved config written beside the outputs shows the result."""
-        if self.generate.llm.model == "embedded":
-            return self
-        general, generate_cfg = GenerateConfig(), self.generate
-        generate_cfg.templates = {
-            style: STYLE_TEMPLATES[style] if EMBEDDED_TEMPLATES.get(style) == template else template
-            for style, template in generate_cfg.templates.items()
-        }
-        if generate_cfg.max_parse_retries == 0:
-            generate_cfg.max_parse_retries = general.max_parse_retries
-        sampling = {
-            name: getattr(general.sampling, name)
-            for name in type(EMBEDDED_SAMPLING).model_fields
-            if getattr(generate_cfg.sampling, name) == getattr(EMBEDDED_SAMPLING, name)
-        }
-        generate_cfg.sampling = generate_cfg.sampling.model_copy(update=sampling)
-        if generate_cfg.llm.batch_size == EMBEDDED_BATCH:
-            generate_cfg.llm.batch_size = LLMConfig().batch_size
-        return self
+
+def load_data_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> DataConfig:
+    """The config of ``emoreason data``: defaults, then the YAML file, then flags.
+
+    Stage one's defaults depend on the teacher: :func:`embedded_teacher_config` for the embedded
+    135M model, :class:`GenerateConfig`'s general ones (full templates, longer answers, nucleus
+    sampling, best of two, parse retries) for any other. What the user set, in the file or as a
+    flag, is kept either way, even where it equals an embedded default.
+    """
+    teacher = user_settings(path, overrides).get("generate", {}).get("llm", {}).get("model", EMBEDDED)
+    defaults = DataConfig() if teacher == EMBEDDED else DataConfig(generate=GenerateConfig())
+    return load_config(DataConfig, path, overrides, defaults=defaults)
+
+
+@dataclass
+class StepResult:
+    summary: str  # one line: what the step did
+    failed: int = 0  # units of work that failed; a rerun of the step retries them
+    failure: str = ""  # one line when failed: how many, why, and how to re-ask
 
 
 @dataclass
@@ -130,7 +138,7 @@ class Step:
     inputs: list[Path]
     outputs: list[Path]
     config: Any
-    action: Callable[[], str]  # does the work, returns a one-line summary
+    action: Callable[[], StepResult | str]  # does the work
 
 
 def _file_stamp(path: Path) -> list[Any]:
@@ -146,20 +154,56 @@ def fingerprint(step: Step) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def run_step(step: Step, stamps: Path) -> bool:
-    """Run ``step`` unless it is up to date; True when it did work."""
-    stamp = stamps / f"{step.name}.json"
+def _outputs_stamp(step: Step) -> str:
+    blob = json.dumps([(str(p), _file_stamp(p)) for p in step.outputs], default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _read_stamp(path: Path) -> dict[str, str]:
+    """A step's marker; an unreadable one (cut by a kill) means "not done"."""
+    try:
+        stamp = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return stamp if isinstance(stamp, dict) else {}
+
+
+def _write_stamp(path: Path, stamp: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(stamp))
+    os.replace(tmp, path)  # atomic: a kill leaves the old marker or the new one, never half of one
+
+
+def run_step(step: Step, stamps: Path) -> StepResult | None:
+    """Run ``step`` unless it is up to date; its result, or None when it was skipped.
+
+    Up to date means: its inputs and configuration are those of its last complete run, and its
+    outputs are still the ones that run wrote (a file rewritten by another command, e.g.
+    ``emoreason generate`` into the same folder, makes the step run again). A step whose work
+    partly failed writes no marker, so the next run does it again (stage one then re-asks only the
+    failed requests: the rest come from the request cache).
+    """
+    marker = stamps / f"{step.name}.json"
     digest = fingerprint(step)
-    if all(p.exists() for p in step.outputs) and stamp.is_file() and json.loads(stamp.read_text()) == digest:
+    stamp = _read_stamp(marker)
+    if (
+        all(p.exists() for p in step.outputs)
+        and stamp.get("inputs") == digest
+        and stamp.get("outputs") == _outputs_stamp(step)
+    ):
         print(f"[{step.name}] up to date, skipped", flush=True)
-        return False
+        return None
     print(f"[{step.name}] running", flush=True)
     start = time.perf_counter()
-    summary = step.action()
-    print(f"[{step.name}] {summary} ({time.perf_counter() - start:.1f} s)", flush=True)
-    stamps.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(json.dumps(digest))
-    return True
+    result = step.action()
+    result = result if isinstance(result, StepResult) else StepResult(result)
+    print(f"[{step.name}] {result.summary} ({time.perf_counter() - start:.1f} s)", flush=True)
+    if result.failed:
+        marker.unlink(missing_ok=True)
+    else:
+        _write_stamp(marker, {"inputs": digest, "outputs": _outputs_stamp(step)})
+    return result
 
 
 def _dataset_root(cfg: DataConfig) -> list[Path]:
@@ -199,9 +243,19 @@ def build_steps(cfg: DataConfig) -> list[Step]:
         found = load_profiles(profiles_file)
         return found or None
 
-    def stage_one() -> str:
+    def stage_one() -> StepResult:
         run = generate(utts(), profiles_or_none(), cfg.generate, out)
-        return run.summary()
+        failed = run.failed_requests()
+        if not failed:
+            return StepResult(run.summary())
+        why = "; ".join(f"{reason}: {count}" for reason, count in failed.most_common(3))
+        total = sum(failed.values())
+        return StepResult(
+            run.summary(),
+            failed=total,
+            failure=f"stage one: {total} of {run.requests} teacher requests failed ({why}); "
+            "rerun the same command to re-ask exactly those",
+        )
 
     def stage_two() -> str:
         utterances_, profiles = utts(), profiles_or_none()
@@ -262,14 +316,32 @@ def gather_rejects(out: Path) -> int:
     return len(rejects)
 
 
-def run_data(cfg: DataConfig) -> bool:
-    """Run every step that is not up to date; True when any did work."""
+@dataclass
+class DataRun:
+    did_work: bool
+    failure: str = ""  # one line when some work failed (the run then exits non-zero unless partial is allowed)
+
+
+def run_data(cfg: DataConfig) -> DataRun:
+    """Run every step that is not up to date.
+
+    A step whose work partly failed (stage one's failed requests) stops the run before the steps
+    that would build on its partial output, unless ``cfg.allow_partial``: then they run on what
+    there is, and the failed work is retried by the next run either way.
+    """
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     write_resolved(cfg, out / RESOLVED_CONFIG)
-    did = [run_step(step, out / STAMPS_DIR) for step in build_steps(cfg)]
+    did, failure = [], ""
+    for step in build_steps(cfg):
+        result = run_step(step, out / STAMPS_DIR)
+        did.append(result is not None)
+        if result is not None and result.failed:
+            failure = result.failure
+            if not cfg.allow_partial:
+                break
     if any(did) or not (out / REJECTS).is_file():
         print(f"[rejects] {gather_rejects(out)} rejects from every stage in {out / REJECTS}")
     if not any(did):
         print(f"nothing to do: {out} is up to date")
-    return any(did)
+    return DataRun(any(did), failure)

@@ -16,7 +16,7 @@ candidate) ends as exactly one row: an answer, or an error whose prefix before '
 (``missing_transcript``, ``missing_profile``, ``request_failed``, ``invalid_answer``, ...). The
 rows with errors are also written as :class:`pipeline.records.Reject` rows for the audit.
 
-With grounded decoding (``cfg.grounded``; on for the embedded teacher) each utterance's request
+With grounded decoding (``cfg.grounded``, on by default) each utterance's request
 carries its own answer schema (:mod:`pipeline.grounded`), keyed into the cache like any schema, and
 its rows record ``schema_version = "rationale-v1+grounded-v2"``.
 """
@@ -39,7 +39,6 @@ from tqdm import tqdm
 from pipeline.generate_slots import HasCues, Slot, Style, load_style, render_slots, sampling_json
 from pipeline.llm.base import LLMClient, LLMRequest, LLMResult, Sampling
 from pipeline.llm.config import LLMConfig, make_client
-from pipeline.llm.embedded import EMBEDDED
 from pipeline.parquet import arrow_schema, write_records, write_table_atomic
 from pipeline.rationale import BlindAnswer, RationaleAnswer
 from pipeline.records import GenerationRecord, Reject, Utterance
@@ -60,6 +59,7 @@ RETRY_MIN_TEMPERATURE = 0.7
 SEED_STRIDE = 1009  # retry seed = seed + attempt * stride + candidate: distinct for n < stride
 DEFAULT_CANDIDATES = 2  # stage two keeps the best of n; two already halves the rejects of a weak teacher
 ERROR_DETAIL_CHARS = 500  # how much of a validation error to keep in a row
+REQUEST_FAILED = "request_failed"  # the error prefix of a candidate whose request got no answer
 
 
 class GenerateConfig(BaseModel):
@@ -74,11 +74,11 @@ class GenerateConfig(BaseModel):
         Sampling(n=DEFAULT_CANDIDATES), description="sampling.n = candidates per utterance and style"
     )
     llm: LLMConfig = Field(default_factory=LLMConfig)
-    grounded: bool | None = Field(
-        None,
+    grounded: bool = Field(
+        True,
         description="grounded decoding (pipeline.grounded): a per-utterance answer schema whose cues can only be "
-        "transcript spans, measured cues or earlier turns, and whose emotion is the gold label; "
-        "None = on for the embedded teacher only",
+        "transcript spans, measured cues or earlier turns, and whose emotion is the gold label; needs a backend "
+        "that honours a JSON schema (all three do; turn it off for an API that rejects the schema's keywords)",
     )
     max_parse_retries: int = Field(2, ge=0, description="re-asks of a candidate that does not parse")
     max_context_turns: int = Field(8, ge=0, description="earlier dialogue turns shown to the teacher")
@@ -99,11 +99,6 @@ class GenerateConfig(BaseModel):
     def _all_styles(cls, value: dict[str, str]) -> dict[str, str]:
         return {**STYLE_TEMPLATES, **value}
 
-    def resolved_grounded(self, model: str) -> bool:
-        """Whether requests to ``model`` (the one answering) use grounded decoding."""
-        # A 135M model fabricates whatever the schema lets it; a capable teacher is verified as is.
-        return self.grounded if self.grounded is not None else model == EMBEDDED
-
     def resolved_styles(self, have_profiles: bool) -> list[str]:
         styles = self.styles or (["acoustic"] if have_profiles else ["elaborate"])
         unknown = [s for s in styles if s not in self.templates]
@@ -121,10 +116,23 @@ class GenerateRun:
     cache_hits: int = 0
     elapsed_s: float = 0.0
     reasons: Counter = field(default_factory=Counter)
+    requests: int = 0  # distinct requests of the main pass (identical prompts share one)
 
     @property
     def answers(self) -> int:
         return sum(r.answer is not None for r in self.records)
+
+    def failed_requests(self) -> Counter[str]:
+        """Requests that got no answer (after the backend's retries), counted once each by why.
+
+        These are the failures a rerun repairs: the request cache does not keep them, so the next
+        run asks exactly these again. Answers that do not parse are the teacher's, not failures.
+        """
+        why: dict[str, str] = {}
+        for r in self.records:
+            if r.error and r.error.startswith(f"{REQUEST_FAILED}:"):
+                why.setdefault(r.request_key or r.id, r.error.split(":")[1].strip())
+        return Counter(why.values())
 
     def summary(self) -> str:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.reasons.items())) or "none"
@@ -149,6 +157,67 @@ def _parse(text: str, style: Style) -> tuple[BaseModel | None, str | None]:
 def _retry_sampling(base: Sampling, attempt: int, candidate: int) -> Sampling:
     seed = None if base.seed is None else base.seed + attempt * SEED_STRIDE + candidate
     return base.model_copy(update={"n": 1, "seed": seed, "temperature": max(base.temperature, RETRY_MIN_TEMPERATURE)})
+
+
+class _Progress:
+    """Stage one's progress: requests answered, tokens written, and an ETA from the token rate.
+
+    An in-process backend answers a batch of requests at once, minutes apart on a CPU: a bar of
+    requests alone sits still, then jumps, and its rate extrapolates from whichever answer came
+    first. So the bar also counts tokens as they are written (``on_tokens``) or arrive with their
+    answers, and the ETA is the tokens still expected (the answers' mean length so far; before
+    the first answer, the ``max_tokens`` bound) over the token rate since the start.
+    """
+
+    REFRESH_S = 0.5
+
+    def __init__(self, total: int, desc: str, enabled: bool, tokens_per_request_bound: int):
+        self.bar = tqdm(
+            total=total,
+            desc=desc,
+            disable=not enabled,
+            mininterval=self.REFRESH_S,
+            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} requests [{elapsed}{postfix}]",
+        )
+        self.bound = tokens_per_request_bound
+        self.start = time.perf_counter()
+        self.written = 0  # reported while being written
+        self.answered = 0  # completion tokens of the answers so far
+        self.shown = 0.0
+        self.extra = ""
+
+    def tokens(self, count: int) -> None:
+        self.written += count
+        self._show()
+
+    def done(self, result: LLMResult, failures: int, invalid: int) -> None:
+        self.answered += result.completion_tokens
+        if failures or invalid:
+            self.extra = f", failed {failures}, unparsable {invalid}"
+        self.bar.update()
+        self._show()
+
+    def eta(self, now: float) -> str:
+        tokens = max(self.written, self.answered)
+        rate = tokens / max(now - self.start, 1e-9)
+        done = self.bar.n
+        per_request = self.answered / done if done else self.bound
+        left = max(0.0, per_request * self.bar.total - tokens)
+        return f"{tokens:,} tokens, {rate:.1f}/s, ETA {tqdm.format_interval(left / rate) if rate > 0 else '?'}"
+
+    def _show(self, force: bool = False) -> None:
+        now = time.perf_counter()
+        if self.bar.disable or (not force and now - self.shown < self.REFRESH_S):
+            return
+        self.shown = now
+        self.bar.set_postfix_str(f"{self.eta(now)}{self.extra}", refresh=True)
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._show(force=True)
+        self.bar.close()
 
 
 class _Runner:
@@ -178,8 +247,9 @@ class _Runner:
         if not missing:
             return found
         failures = invalid = 0
-        with tqdm(total=len(missing), desc=desc, unit="req", disable=not self.progress, mininterval=0.5) as bar:
-            for result in self.client.run(iter(missing)):
+        bound = max(req.sampling.max_tokens * req.sampling.n for req in missing)
+        with _Progress(len(missing), desc, self.progress, bound) as progress:
+            for result in self.client.run(iter(missing), on_tokens=progress.tokens):
                 if result.key not in requests or result.key in found:
                     raise RuntimeError(
                         f"backend {self.client.backend} returned an unknown or repeated key {result.key}"
@@ -190,10 +260,8 @@ class _Runner:
                 self.sent += 1
                 # For the progress bar only (~4 us a text): the candidates are parsed for real later.
                 bad = sum(_parse(text, style)[0] is None for text in result.texts)
-                if result.error is not None or bad:
-                    failures, invalid = failures + (result.error is not None), invalid + bad
-                    bar.set_postfix(failed_requests=failures, invalid_answers=invalid, refresh=False)
-                bar.update()
+                failures, invalid = failures + (result.error is not None), invalid + bad
+                progress.done(result, failures, invalid)
         lost = [key for key in requests if key not in found]
         for key in lost:  # a backend that breaks the one-result-per-request contract loses nothing here
             found[key] = Cached(LLMResult(key=key, error="no result from the backend"), _now())
@@ -224,8 +292,8 @@ def generate(
     runner = _Runner(client, cfg.llm, cache, cfg.progress)
     try:
         styles = [load_style(s, cfg, who) for s in cfg.resolved_styles(profiles is not None)]
-        slots = render_slots(utts, profiles, styles, cfg, grounded=cfg.resolved_grounded(who[1]))
-        _ask(slots, cfg, runner)
+        slots = render_slots(utts, profiles, styles, cfg, grounded=cfg.grounded)
+        requests = _ask(slots, cfg, runner)
         for attempt in range(1, cfg.max_parse_retries + 1):
             if not _retry(slots, cfg, runner, attempt):
                 break
@@ -240,6 +308,7 @@ def generate(
         runner.sent,
         runner.hits,
         reasons=Counter(r.error.split(":", 1)[0] for r in records if r.error),
+        requests=requests,
     )
     rejects = [
         Reject(
@@ -304,8 +373,8 @@ def _check_unique(utts: Sequence[Utterance]) -> None:
         raise ValueError(f"{len(repeated)} utterance id(s) occur more than once, e.g. {repeated[:3]}")
 
 
-def _ask(slots: list[Slot], cfg: GenerateConfig, runner: _Runner) -> None:
-    """The main pass: one request per distinct prompt, all candidates at once."""
+def _ask(slots: list[Slot], cfg: GenerateConfig, runner: _Runner) -> int:
+    """The main pass: one request per distinct prompt, all candidates at once; how many requests."""
     requests: dict[str, tuple[LLMRequest, Style]] = {}
     for slot in slots:
         if slot.prompt is not None and slot.key not in requests:
@@ -323,12 +392,14 @@ def _ask(slots: list[Slot], cfg: GenerateConfig, runner: _Runner) -> None:
             cand.attempts, cand.result, cand.received_at = result.attempts, result, received
             cand.sampling = cfg.sampling
             if result.error is not None:
-                cand.error = f"request_failed: {result.error}"
+                cand.error = f"{REQUEST_FAILED}: {result.error}"
             elif i >= len(result.texts):
-                cand.error = f"request_failed: asked for {cfg.sampling.n} candidates, got {len(result.texts)}"
+                cand.error = f"{REQUEST_FAILED}: asked for {cfg.sampling.n} candidates, got {len(result.texts)}"
             else:
                 cand.text = result.texts[i]
+                cand.finish_reason = result.finish_reasons[i] if i < len(result.finish_reasons) else ""
                 cand.answer, cand.error = _parse(cand.text, slot.style)
+    return len(requests)
 
 
 def _retry(slots: list[Slot], cfg: GenerateConfig, runner: _Runner, attempt: int) -> bool:
@@ -358,6 +429,7 @@ def _retry(slots: list[Slot], cfg: GenerateConfig, runner: _Runner, attempt: int
         if result.error is not None or not result.texts:
             continue  # the retry itself failed: keep the earlier unparseable text and its error
         cand.text, cand.result, cand.received_at = result.texts[0], result, received
+        cand.finish_reason = result.finish_reasons[0] if result.finish_reasons else ""
         cand.sampling = requests[key][0].sampling
         cand.answer, cand.error = _parse(cand.text, slot.style)
     return True
@@ -394,6 +466,7 @@ def _records(slot: Slot, cfg: GenerateConfig, who: tuple[str, str]) -> Iterator[
             latency_s=result.latency_s if result is not None else 0.0,
             created_at=cand.received_at or _now(),
             raw_text=cand.text,
+            finish_reason=cand.finish_reason,
             answer=answer,
             error=cand.error,
         )

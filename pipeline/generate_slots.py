@@ -46,6 +46,7 @@ class Style:
 @dataclass
 class Candidate:
     text: str = ""
+    finish_reason: str = ""  # why the backend stopped this text: "stop", "length" (cut at max_tokens), ...
     answer: BaseModel | None = None
     error: str | None = None
     attempts: int = 0

@@ -174,10 +174,15 @@ class GenerationRecord(Record):
     request_key: str
     attempts: int
     prompt_tokens: int
-    completion_tokens: int
+    completion_tokens: int = Field(
+        description="the request's, summed over its sampling.n candidates (as APIs report it)"
+    )
     latency_s: float
     created_at: datetime.datetime
     raw_text: str = Field("", description="the teacher's raw answer, kept even when it does not parse")
+    finish_reason: str = Field(
+        "", description="why the teacher stopped this candidate: 'stop', 'length' (cut at max_tokens), ...; '' unknown"
+    )
     answer: RationaleAnswer | None = None
     error: str | None = Field(None, description="request or parse failure; such rows are rejects")
 

@@ -53,6 +53,8 @@ def generation(
     raw_text: str = "",
     completion_tokens: int = 120,
     parsed: bool = True,
+    sampling: str = SAMPLING,
+    finish_reason: str = "",
 ) -> GenerationRecord:
     answer = None
     if parsed and error is None:
@@ -77,7 +79,8 @@ def generation(
         model="teacher-test",
         template_id="elaborate.v1",
         template_hash="0" * 12,
-        sampling=SAMPLING,
+        sampling=sampling,
+        finish_reason=finish_reason,
         schema_version="rationale-v1",
         request_key="k" * 16,
         attempts=1,

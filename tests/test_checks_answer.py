@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 from factories_generation import check_input, generation, utterance
@@ -33,10 +34,10 @@ def test_stage_one_error_and_invalid_raw_text_fail_schema():
 def test_an_answer_cut_off_at_max_tokens_says_so():
     raw = '{"evidence": [{"kind": "lexical", "cue": "lost it", "suggests": "door-door-door-door-door-door-door-do'
     error = "invalid_answer: 1 validation error for RationaleAnswer Invalid JSON: EOF while parsing a string"
-    cut = generation(UTT, parsed=False, raw_text=raw, error=error, completion_tokens=512)  # max_tokens = 512
+    cut = generation(UTT, parsed=False, raw_text=raw, error=error, finish_reason="length")  # max_tokens = 512
     reason = check_schema(cut, check_input(UTT)).reason
     assert reason.startswith("cut off: the answer used all 512 tokens before its JSON closed") and "door-do" in reason
-    short = generation(UTT, parsed=False, raw_text=raw, error=error, completion_tokens=100)
+    short = generation(UTT, parsed=False, raw_text=raw, error=error, completion_tokens=100, finish_reason="stop")
     assert check_schema(short, check_input(UTT)).reason.startswith("stage one: invalid_answer")
 
 
@@ -60,8 +61,22 @@ def test_repetition_loop_fails():
 def test_truncated_reasoning_fails():
     cut = generation(UTT, reasoning="Phoebe repeats that he has totally lost it, which sounds like")
     assert "ends mid-sentence" in check_degeneracy(cut, check_input(UTT)).reason
-    at_limit = generation(UTT, reasoning=GOOD, completion_tokens=512)  # sampling max_tokens = 512
+    at_limit = generation(UTT, reasoning=GOOD, finish_reason="length")  # sampling max_tokens = 512
     assert "used all 512 tokens" in check_degeneracy(at_limit, check_input(UTT)).reason
+    # A row without a finish reason: its share of the request's tokens (n = 2) reached the limit.
+    old_row = generation(UTT, reasoning=GOOD, completion_tokens=1024)
+    assert "used all 512 tokens" in check_degeneracy(old_row, check_input(UTT)).reason
+
+
+def test_truncation_is_the_candidates_not_its_requests_token_total():
+    # Two candidates of 300 tokens each: the request used 600 of n * 512, neither candidate was cut.
+    pair = json.dumps({"temperature": 0.7, "top_p": 0.95, "max_tokens": 512, "n": 2, "seed": None})
+    both = generation(UTT, reasoning=GOOD, completion_tokens=600, sampling=pair)
+    assert check_degeneracy(both, check_input(UTT)).passed
+    finished = generation(UTT, reasoning=GOOD, completion_tokens=600, sampling=pair, finish_reason="stop")
+    assert check_degeneracy(finished, check_input(UTT)).passed
+    cut = generation(UTT, reasoning=GOOD, completion_tokens=600, sampling=pair, finish_reason="length")
+    assert "used all 512 tokens" in check_degeneracy(cut, check_input(UTT)).reason
 
 
 def test_grounded_reasoning_at_the_grammars_word_cap_is_truncated():

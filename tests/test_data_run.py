@@ -5,13 +5,11 @@ from __future__ import annotations
 import pandas as pd
 from scripted_server import ScriptedServer
 
-from pipeline.config import load_config
-from pipeline.data_run import REJECTS, DataConfig, run_data
+from pipeline.data_run import REJECTS, DataConfig, load_data_config, run_data
 
 
 def _config(url: str, out, **extra) -> DataConfig:
-    return load_config(
-        DataConfig,
+    return load_data_config(
         overrides=extra
         | {
             "out": str(out),
@@ -30,7 +28,7 @@ def test_demo_run_writes_every_output_then_does_nothing(tmp_path, capsys):
     out = tmp_path / "run"
     with ScriptedServer() as server:
         cfg = _config(server.url, out)
-        assert run_data(cfg) is True
+        assert run_data(cfg).did_work
         sent = len(server.requests_seen)
         assert sent == 6  # one request per utterance: the default asks one candidate
 
@@ -46,7 +44,7 @@ def test_demo_run_writes_every_output_then_does_nothing(tmp_path, capsys):
         assert (out / REJECTS).is_file()
 
         capsys.readouterr()
-        assert run_data(cfg) is False  # second run: nothing to do, no request sent
+        assert not run_data(cfg).did_work  # second run: nothing to do, no request sent
         assert len(server.requests_seen) == sent
         assert "nothing to do" in capsys.readouterr().out
 
@@ -63,19 +61,92 @@ def test_a_changed_step_config_reruns_that_step_and_those_after(tmp_path, capsys
 
 
 def test_embedded_tuning_is_not_applied_to_another_teacher():
-    from pipeline.config import load_config
-    from pipeline.data_run import EMBEDDED_SAMPLING, EMBEDDED_TEMPLATES, DataConfig
+    from pipeline.data_run import EMBEDDED_SAMPLING, EMBEDDED_TEMPLATES
     from pipeline.generate import STYLE_TEMPLATES, GenerateConfig
 
-    embedded = load_config(DataConfig, None, {})
+    embedded = load_data_config()
     assert embedded.generate.templates == {**STYLE_TEMPLATES, **EMBEDDED_TEMPLATES}
     assert embedded.generate.sampling == EMBEDDED_SAMPLING
     general = GenerateConfig()
-    other = load_config(
-        DataConfig, None, {"generate.llm.backend": "openai", "generate.llm.model": "Qwen/Qwen2.5-7B-Instruct"}
-    )
+    other = load_data_config(overrides={"generate.llm.backend": "openai", "generate.llm.model": "Qwen/Qwen2.5-7B"})
     assert other.generate.templates == STYLE_TEMPLATES
     assert other.generate.sampling == general.sampling and other.generate.max_parse_retries == general.max_parse_retries
-    chosen = load_config(DataConfig, None, {"generate.llm.model": "Qwen/Qwen2.5-7B-Instruct", "generate.sampling.n": 3})
+    assert other.generate.sampling.seed is None  # a served teacher gets no seed unless asked (docs/vllm-cpu.md)
+    chosen = load_data_config(overrides={"generate.llm.model": "Qwen/Qwen2.5-7B", "generate.sampling.n": 3})
     assert chosen.generate.sampling.n == 3  # set by the user: kept
     assert chosen.generate.sampling.max_tokens == general.sampling.max_tokens
+
+
+def test_user_settings_equal_to_an_embedded_default_are_kept(tmp_path):
+    # n=1 and max_parse_retries=0 are the embedded defaults; a user who asks for them gets them.
+    settings = tmp_path / "teacher.yaml"
+    settings.write_text("generate:\n  llm: {model: Qwen/Qwen2.5-7B}\n  max_parse_retries: 0\n")
+    cfg = load_data_config(settings, {"generate.sampling.n": 1, "generate.llm.batch_size": 32})
+    assert cfg.generate.sampling.n == 1 and cfg.generate.max_parse_retries == 0 and cfg.generate.llm.batch_size == 32
+    assert cfg.generate.sampling.max_tokens == 512  # not set: the general default, not the embedded 224
+
+
+def _argv(url: str, out) -> list[str]:
+    argv = ["data", "--out", str(out), "--backend", "openai", "--model", "scripted", "--base-url", url]
+    return argv + ["--limit", "6", "--workers", "1", "--no-hf"]
+
+
+def test_failed_requests_stop_the_run_with_exit_1_and_the_rerun_reasks_exactly_them(tmp_path, capsys):
+    from pipeline.cli import main
+
+    out = tmp_path / "run"
+    # Two utterances' requests fail for good (400 is not retried); the other four are answered.
+    plan = {"Thursday afternoon": ["400"], "kitchen table": ["400"]}
+    with ScriptedServer(plan=plan) as server:
+        assert main(_argv(server.url, out)) == 1
+        printed = capsys.readouterr()
+        assert "stage one: 2 of 6 teacher requests failed (http 400 after 1 attempt: 2)" in printed.err
+        assert "rerun the same command" in printed.err and "--allow-partial" in printed.err
+        assert "[verify]" not in printed.out and not (out / "verified.parquet").exists()
+        sent = len(server.requests_seen)
+
+        server.plan = {}  # the outage is over
+        assert main(_argv(server.url, out)) == 0
+        asked = [s.match for s in server.requests_seen[sent:]]
+        assert len(asked) == 2 and all("Thursday afternoon" in m or "kitchen table" in m for m in asked)
+        verified = pd.read_parquet(out / "verified.parquet")
+        assert len(verified) == 12 and verified["error"].isna().all()
+
+
+def test_allow_partial_goes_on_and_exits_0_and_the_next_run_still_reasks(tmp_path, capsys):
+    from pipeline.cli import main
+
+    out = tmp_path / "run"
+    with ScriptedServer(plan={"Thursday afternoon": ["400"]}) as server:
+        assert main([*_argv(server.url, out), "--allow-partial"]) == 0
+        assert "partial results" in capsys.readouterr().err
+        verified = pd.read_parquet(out / "verified.parquet")
+        assert verified["error"].str.startswith("request_failed").sum() == 2 and not verified["accepted"].all()
+        sent = len(server.requests_seen)
+        server.plan = {}
+        assert main(_argv(server.url, out)) == 0
+        assert len(server.requests_seen) == sent + 1
+
+
+def test_a_generations_file_rewritten_by_another_command_reruns_its_step(tmp_path, capsys):
+    out = tmp_path / "run"
+    with ScriptedServer() as server:
+        cfg = _config(server.url, out)
+        run_data(cfg)
+        (out / "generations.parquet").write_bytes((out / "generations.parquet").read_bytes())  # new mtime
+        capsys.readouterr()
+        run_data(cfg)
+        printed = capsys.readouterr().out
+    assert "[generate] running" in printed and "[verify] running" in printed
+
+
+def test_a_cut_step_marker_means_not_done(tmp_path, capsys):
+    out = tmp_path / "run"
+    with ScriptedServer() as server:
+        cfg = _config(server.url, out)
+        run_data(cfg)
+        marker = out / ".stamps" / "verify.json"
+        marker.write_text(marker.read_text()[:7])  # a kill in the middle of writing it
+        capsys.readouterr()
+        run_data(cfg)
+    assert "[verify] running" in capsys.readouterr().out

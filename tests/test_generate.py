@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -38,7 +39,7 @@ class FakeClient:
         self.reply = reply or (lambda req, i: [answer_json() for _ in range(req.sampling.n)])
         self.seen: list[LLMRequest] = []
 
-    def run(self, requests: Iterable[LLMRequest]) -> Iterator[LLMResult]:
+    def run(self, requests: Iterable[LLMRequest], on_tokens=None) -> Iterator[LLMResult]:
         for req in requests:
             self.seen.append(req)
             out = self.reply(req, len(self.seen) - 1)
@@ -69,7 +70,8 @@ def utt(i: int, transcript: str | None = "This is great!", **kw) -> Utterance:
 
 
 def cfg(**kw) -> GenerateConfig:
-    return GenerateConfig(sampling=Sampling(n=2, temperature=0.7, seed=1), progress=False, **kw)
+    # The general answer schema: grounded decoding has its own tests (test_generate_grounded.py).
+    return GenerateConfig(sampling=Sampling(n=2, temperature=0.7, seed=1), progress=False, **{"grounded": False} | kw)
 
 
 def test_candidates_and_provenance(tmp_path: Path) -> None:
@@ -241,3 +243,21 @@ def test_cached_rerun_never_builds_the_backend(tmp_path: Path, monkeypatch: pyte
     again = generate([utt(0)], None, config, tmp_path)
     assert again.requests_sent == 0 and [r.answer for r in again.records] == [r.answer for r in first.records]
     assert {(r.backend, r.model) for r in again.records} == {("transformers", "fake-model")}
+
+
+def test_progress_counts_tokens_and_its_eta_is_not_extrapolated_from_the_first_answer() -> None:
+    # The case a user saw: a batch of 32 on a busy CPU took 13.5 min, and a bar of requests alone
+    # showed "1/144 [13:30<32:12:35]". Tokens tell the rate; the answers so far tell their length.
+    from pipeline.generate import _Progress
+
+    progress = _Progress(144, "generate", True, tokens_per_request_bound=224)
+    progress.start -= 810.0
+    for _ in range(100):
+        progress.tokens(32)  # 100 decode steps of a batch of 32
+    before = progress.eta(time.perf_counter())
+    assert before.startswith("3,200 tokens, 4.0/s") and "ETA 2:02:" in before  # (144 * 224 - 3200) / 3.95 s
+    for _ in range(32):
+        progress.done(LLMResult(key="k", texts=["{}"], completion_tokens=100), 0, 0)
+    after = progress.eta(time.perf_counter())
+    assert "ETA 47:" in after  # (144 * 100 - 3200) tokens at 3.95/s, not 32 hours
+    progress.bar.close()

@@ -188,3 +188,29 @@ def test_command_line_reports_bad_input(tmp_path: Path, capsys) -> None:
 
     assert main(["generate", "meld", "--root", str(tmp_path / "nowhere"), "--out", str(tmp_path)]) == 2
     assert "emoreason generate:" in capsys.readouterr().err
+
+
+def test_command_line_takes_an_empty_profiles_table_as_no_audio(tmp_path: Path) -> None:
+    # `emoreason data` writes an empty profiles table for a dataset without audio; `generate` into
+    # the same folder must not read it as "profiles present" and reject every row as missing_profile.
+    from pipeline.acoustic import AcousticProfile
+    from pipeline.cli import main
+    from pipeline.parquet import write_records
+
+    write_records([], tmp_path / "profiles" / "profiles.parquet", AcousticProfile)
+    with ScriptedServer() as server:
+        argv = ["generate", "demo", "--out", str(tmp_path), "--backend", "openai", "--model", "scripted"]
+        assert main([*argv, "--base-url", server.url, "--limit", "3", "--n", "1", "--no-progress"]) == 0
+    rows = read_records(tmp_path / "generations.parquet", GenerationRecord)
+    assert {r.style for r in rows} == {"elaborate"} and all(r.answer is not None for r in rows)
+
+
+def test_command_line_exits_1_when_requests_failed(tmp_path: Path, capsys) -> None:
+    from pipeline.cli import main
+
+    with ScriptedServer(fault_rate=1.0, faults=("400",)) as server:
+        argv = ["generate", "demo", "--out", str(tmp_path), "--backend", "openai", "--model", "scripted"]
+        argv += ["--base-url", server.url, "--limit", "3", "--no-progress"]
+        assert main(argv) == 1
+        assert "3 of 3 requests failed (http 400 after 1 attempt: 3)" in capsys.readouterr().err
+        assert main([*argv, "--allow-partial"]) == 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from test_generate import FakeClient, cfg, utt
 
-from pipeline.data_run import EMBEDDED_TEMPLATES, DataConfig
+from pipeline.data_run import EMBEDDED_TEMPLATES, DataConfig, load_data_config
 from pipeline.generate import GenerateConfig, generate, generate_blind
 from pipeline.grounded import GROUNDED_SCHEMA_VERSION
 from pipeline.labels import PROTOCOLS
@@ -58,13 +58,13 @@ def test_grounding_changes_the_cache_key_and_a_rerun_is_free(tmp_path: Path) -> 
     assert [r.request_key for r in rerun.records] == [r.request_key for r in grounded.records]
 
 
-def test_grounded_by_default_for_the_embedded_teacher_only() -> None:
-    assert GenerateConfig().resolved_grounded("embedded") is True
-    assert GenerateConfig().resolved_grounded("google/gemma-2-9b-it") is False
-    assert GenerateConfig(grounded=False).resolved_grounded("embedded") is False
-    assert GenerateConfig(grounded=True).resolved_grounded("google/gemma-2-9b-it") is True
+def test_grounded_by_default_for_every_teacher() -> None:
+    # Every backend honours a JSON schema (xgrammar, vLLM guided decoding, OpenAI structured output).
+    assert GenerateConfig().grounded is True
     data = DataConfig().generate
-    assert data.templates["acoustic"] == EMBEDDED_TEMPLATES["acoustic"] and data.resolved_grounded(data.llm.model)
+    assert data.templates["acoustic"] == EMBEDDED_TEMPLATES["acoustic"] and data.grounded
+    served = load_data_config(overrides={"generate.llm.backend": "openai", "generate.llm.model": "smollm2"})
+    assert served.generate.grounded  # a served teacher too (it was off, and 0 of 200 were accepted)
 
 
 def test_label_blind_schema_never_reveals_the_gold_label(tmp_path: Path) -> None:

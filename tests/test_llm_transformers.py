@@ -139,3 +139,13 @@ def test_grammar_forbids_what_strict_json_parsers_reject(client):
     # A raw control character inside a bounded string (xgrammar 0.2.8 allows it unpatched).
     assert not xgr.GrammarMatcher(client.grammar(SCHEMA)).accept_string(answer % "a\x03")
     assert not xgr.GrammarMatcher(client.grammar(SCHEMA)).accept_string(answer % "toolong")
+
+
+def test_tokens_are_reported_as_they_are_written(client):
+    # A batch's answers arrive together at its end: progress comes from the tokens, step by step.
+    reports: list[int] = []
+    results = list(
+        client.run((request(f"t{i}", t, temperature=1.0, n=2, seed=5) for i, t in enumerate(TEXTS[:3])), reports.append)
+    )
+    assert len(reports) > 3 and all(0 < k <= 6 for k in reports)  # one call per decode step, 3 requests x 2 rows
+    assert sum(reports) == sum(r.completion_tokens for r in results)

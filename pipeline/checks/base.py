@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.checks.text import NormText
 from pipeline.labels import Protocol as LabelProtocol
-from pipeline.records import AcousticCue, CheckResult, Measure, Utterance
+from pipeline.records import AcousticCue, CheckResult, GenerationRecord, Measure, Utterance
 
 if TYPE_CHECKING:
     from pipeline.checks.injection import InjectionFinding
@@ -172,6 +172,29 @@ def max_tokens(sampling: str) -> int | None:
     except (ValueError, AttributeError):
         return None
     return value if isinstance(value, int) else None
+
+
+@lru_cache(maxsize=1024)
+def _sampling_n(sampling: str) -> int:
+    try:
+        value = json.loads(sampling).get("n")
+    except (ValueError, AttributeError):
+        return 1
+    return value if isinstance(value, int) and value >= 1 else 1
+
+
+def cut_at_max_tokens(record: GenerationRecord) -> bool:
+    """Whether the teacher stopped this candidate at its sampling's ``max_tokens``.
+
+    The candidate's finish reason says so ("length"). Rows without one (written before it was
+    recorded) fall back to the candidate's share of the request's completion tokens: APIs report
+    them summed over the request's ``n`` candidates, so the total alone marks a request of two
+    short answers as cut.
+    """
+    if record.finish_reason:
+        return record.finish_reason == "length"
+    limit = max_tokens(record.sampling)
+    return limit is not None and record.completion_tokens / _sampling_n(record.sampling) >= limit
 
 
 def clip(text: str, limit: int = 60) -> str:

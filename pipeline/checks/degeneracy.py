@@ -4,7 +4,8 @@
   n-grams (n = ``repetition_ngram``) that repeat an earlier n-gram exceeds
   ``max_repeated_ngram_share`` (0.3: fluent prose repeats few trigrams; a sampling loop repeats
   nearly all of them), or one word repeats ``MAX_WORD_RUN`` times in a row.
-- **Truncated**: the answer used the whole ``max_tokens`` budget of its sampling; or, under grounded
+- **Truncated**: the teacher stopped the candidate at ``max_tokens`` (``checks.base.cut_at_max_tokens``:
+  its finish reason, not the request's token total, which counts all ``n`` candidates); or, under grounded
   decoding (``pipeline.grounded``), the reasoning has every word the grammar allows
   (``MAX_REASONING_WORDS``): the grammar then closed it with a full stop wherever it was (on
   RAVDESS, under an earlier cap of 30, 724 of 1,161 answers of the 135M teacher had exactly 30
@@ -22,7 +23,7 @@ from functools import cache
 from itertools import pairwise
 from operator import eq
 
-from pipeline.checks.base import CheckInput, CheckSettings, clip, failed, max_tokens, passed
+from pipeline.checks.base import CheckInput, CheckSettings, clip, cut_at_max_tokens, failed, max_tokens, passed
 from pipeline.checks.text import own_words, plain_words, suggests_text, unquoted
 from pipeline.records import CheckResult, GenerationRecord
 
@@ -111,7 +112,7 @@ def check_degeneracy(record: GenerationRecord, evidence: CheckInput) -> CheckRes
     problems = []
     limit = max_tokens(record.sampling)
     grounded, word_cap = _grounded_cap()
-    if limit is not None and record.completion_tokens >= limit:
+    if cut_at_max_tokens(record):
         problems.append(f"truncated: used all {limit} tokens")
     elif record.schema_version == grounded and len(reasoning.split()) >= word_cap:
         problems.append(f"truncated: the reasoning has all {word_cap} words grounded decoding allows")

