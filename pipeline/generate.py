@@ -35,6 +35,7 @@ from typing import Any
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from pipeline.generate_slots import HasCues, Slot, Style, load_style, render_slots, sampling_json
 from pipeline.llm.base import LLMClient, LLMRequest, LLMResult, Sampling
@@ -213,11 +214,15 @@ class _Progress:
         self.bar.set_postfix_str(f"{self.eta(now)}{self.extra}", refresh=True)
 
     def __enter__(self) -> _Progress:
+        # A backend's warnings (e.g. an overloaded server) print above the bar, not into it.
+        self._logging = logging_redirect_tqdm()
+        self._logging.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._show(force=True)
         self.bar.close()
+        self._logging.__exit__(*exc)
 
 
 class _Runner:
