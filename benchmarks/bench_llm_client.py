@@ -8,6 +8,11 @@ client layer alone (request objects in, LLMResult out); benchmarks/bench_stage_o
 whole stage path. Comparison rows: bare aiohttp (the ceiling, measured under the same machine load)
 and the ``openai`` SDK with its default httpx transport.
 
+A second part sends 128 requests to a *saturating* server (each needs 0.05 s of a server that
+shares its time: 64 sent together take 3.2 s each) with 64 in flight and a 1 s timeout: a client
+that re-sends everything it timed out gets almost nothing back; ours halves its window on
+timeouts (pipeline/llm/openai_backend.py) and should answer all.
+
     emoreason bench llm_client            # or: python -m benchmarks.bench_llm_client --client ...
 """
 
@@ -130,6 +135,31 @@ def _measure(kind: str, url: str, n: int, concurrency: int) -> dict[str, float]:
     return json.loads(out.strip().splitlines()[-1])
 
 
+SATURATED_WORK_S, SATURATED_N, SATURATED_TIMEOUT_S = 0.05, 128, 1.0
+
+
+def _saturated() -> list[Result]:
+    from pipeline.llm.config import LLMConfig, make_client
+
+    url, server = start_fixed_latency_server(0.0, work_s=SATURATED_WORK_S)
+    try:
+        cfg = LLMConfig(
+            backend="openai", model="bench", base_urls=[url], concurrency=64, timeout_s=SATURATED_TIMEOUT_S,
+            max_retries=4, backoff_base_s=0.1, backoff_max_s=1.0,
+        )  # fmt: skip
+        start = time.perf_counter()
+        ok = sum(r.error is None for r in make_client(cfg).run(_requests(SATURATED_N)))
+        wall = time.perf_counter() - start
+    finally:
+        server()
+    ideal = SATURATED_N * SATURATED_WORK_S
+    note = f"N={SATURATED_N}, C=64, timeout {SATURATED_TIMEOUT_S} s, {SATURATED_WORK_S} s of shared server time each"
+    return [
+        Result("llm client saturated server", "answered", ok / SATURATED_N, "share", "1.0", note),
+        Result("llm client saturated server", "wall / ideal", wall / ideal, "x", "", f"{note}; ideal {ideal:.1f} s"),
+    ]
+
+
 def run(quick: bool) -> list[Result]:
     n = N_QUICK if quick else N_FULL
     two_cores = len(os.sched_getaffinity(0)) >= 2
@@ -173,7 +203,7 @@ def run(quick: bool) -> list[Result]:
             ]
     finally:
         server()
-    return results
+    return results + _saturated()
 
 
 def main() -> None:

@@ -10,6 +10,10 @@ bottleneck at 256 in flight.
     ...
     stop()
 
+With ``work_s`` it is a *saturating* server instead: each answer needs ``work_s`` seconds of a
+server that shares its time among the requests in flight (processor sharing, as a batching LLM
+server does), so k requests sent together all take k × ``work_s``.
+
 Standalone: ``python -m benchmarks.fixed_latency_server --latency 0.2 --port 8000``.
 """
 
@@ -34,6 +38,7 @@ ANSWER = {
     "reasoning": "The speaker's disbelief together with a raised pitch points to surprise rather than anger.",
     "emotion": "surprise",
 }
+WORK_TICK_S = 0.005
 READY = "READY"  # the first line the server prints, followed by its port
 START_TIMEOUT_S = 30.0
 
@@ -47,8 +52,9 @@ def _reply(n: int) -> bytes:
     return json.dumps({"id": "bench", "object": "chat.completion", "choices": choices, "usage": usage}).encode()
 
 
-def make_app(latency_s: float) -> web.Application:
+def make_app(latency_s: float, work_s: float = 0.0) -> web.Application:
     replies: dict[int, bytes] = {1: _reply(1)}
+    in_flight = 0
 
     async def handle(request: web.Request) -> web.Response:
         raw = await request.read()
@@ -57,6 +63,15 @@ def make_app(latency_s: float) -> web.Application:
         if n not in replies:
             replies[n] = _reply(n)
         await asyncio.sleep(latency_s)
+        nonlocal in_flight
+        in_flight += 1
+        try:
+            remaining = work_s
+            while remaining > 0:  # a share of the server's time, tick by tick
+                await asyncio.sleep(WORK_TICK_S)
+                remaining -= WORK_TICK_S / in_flight
+        finally:
+            in_flight -= 1
         return web.Response(body=replies[n], content_type="application/json")
 
     app = web.Application()
@@ -83,9 +98,12 @@ class ServerProcess:
             self.proc.kill()
 
 
-def start_fixed_latency_server(latency_s: float = 0.2, cpu: int | None = None) -> tuple[str, ServerProcess]:
+def start_fixed_latency_server(
+    latency_s: float = 0.2, cpu: int | None = None, work_s: float = 0.0
+) -> tuple[str, ServerProcess]:
     """Start the server in a subprocess on a free port; returns its base URL and a stop callable."""
     cmd = [sys.executable, "-m", "benchmarks.fixed_latency_server", "--latency", str(latency_s), "--port", "0"]
+    cmd += ["--work", str(work_s)]
     if cpu is not None:
         cmd += ["--cpu", str(cpu)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
@@ -97,8 +115,9 @@ def start_fixed_latency_server(latency_s: float = 0.2, cpu: int | None = None) -
     return f"http://127.0.0.1:{line[1]}/v1", ServerProcess(proc)
 
 
-async def _serve(latency_s: float, port: int) -> None:
-    runner = web.AppRunner(make_app(latency_s), access_log=None)
+async def _serve(latency_s: float, port: int, work_s: float) -> None:
+    # handler_cancellation: a request the client gave up on stops taking a share of the server.
+    runner = web.AppRunner(make_app(latency_s, work_s), access_log=None, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port, backlog=4096)
     await site.start()
@@ -111,11 +130,12 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2, help="seconds before every answer")
     parser.add_argument("--port", type=int, default=8000, help="0 = any free port (printed)")
     parser.add_argument("--cpu", type=int, default=None, help="pin the server to this core")
+    parser.add_argument("--work", type=float, default=0.0, help="seconds of server time per request, shared")
     args = parser.parse_args()
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args.latency, args.port))
+        asyncio.run(_serve(args.latency, args.port, args.work))
 
 
 if __name__ == "__main__":
