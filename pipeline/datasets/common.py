@@ -27,6 +27,8 @@ class AdapterResult:
     utterances: list[Utterance] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)  # dataset-wide messages, e.g. "no audio folder given"
+    # The folder the audio was read from: a run folder stores audio paths relative to it (pipeline.audio_roots).
+    audio_root: Path | None = None
 
     def extend(self, other: AdapterResult) -> None:
         self.utterances += other.utterances

@@ -86,7 +86,7 @@ def load(
     if not present:
         raise FileNotFoundError(f"{NAME}: no Session*/dialog/EmoEvaluation folder under {folder}")
     wanted = split_filter(splits)  # splits are sessions here
-    result = AdapterResult()
+    result = AdapterResult(audio_root=folder)
     for session in present:
         if wanted is not None and session not in wanted:
             continue

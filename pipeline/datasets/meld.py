@@ -159,7 +159,7 @@ def load(
     audio_root = None
     if audio_dir is not None:
         audio_root = existing_dir(audio_dir, NAME, "the folder of extracted dia{D}_utt{U}.wav files")
-    result = AdapterResult()
+    result = AdapterResult(audio_root=audio_root)
     if audio_root is None:
         result.notices.append(f"{NAME}: no audio_dir given; utterances have no audio (text tasks only)")
     repaired = 0
