@@ -143,7 +143,7 @@ def resolved(
     file, how many are missing, the root it was looked for under and the option that moves it.
     """
     overrides = overrides or {}
-    out, missing = [], {}
+    out, missing, seen = [], {}, set()  # a clip serves several tasks: stat it once
     for r in records:
         if r.audio_path is None:
             out.append(r)
@@ -158,8 +158,10 @@ def resolved(
                 )
             path = base / path
             r = r.model_copy(update={"audio_path": str(path)})
-        if check and r.audio_path not in missing and not path.is_file():
-            missing[r.audio_path] = r.dataset
+        if check and r.audio_path not in seen:
+            seen.add(r.audio_path)
+            if not path.is_file():
+                missing[r.audio_path] = r.dataset
         out.append(r)
     if missing:
         first, dataset = next(iter(missing.items()))

@@ -92,6 +92,8 @@ def test_the_bundled_demo_resolves_through_the_installed_package(tmp_path):
     build_run(tmp_path / "a" / "run", None)
     run = shutil.move(tmp_path / "a" / "run", tmp_path / "b" / "run")
     assert read_roots(run).roots == {"demo": BUNDLED_DEMO}
+    stored = pd.read_parquet(Path(run) / "corpora" / "train.parquet", columns=["audio_path"])["audio_path"]
+    assert all(p.startswith("audio/") for p in stored)  # no trace of this machine's install path
     examples = load_corpus(Path(run) / "corpora")
     assert examples and all(Path(e.audio_path).parent == BUNDLED / "audio" for e in examples)
 
