@@ -1,5 +1,8 @@
-"""Audio loading: any file soundfile reads -> 16 kHz mono float32, or a clear AudioError.
+"""Audio loading: any audio file, or the audio of a video -> 16 kHz mono float32, or a clear AudioError.
 
+soundfile (libsndfile) reads WAV, FLAC, OGG, MP3 and kin: the fast path. Anything it cannot read
+(MP4/M4A/MOV/MKV/WebM containers, e.g. MELD's video clips) is decoded with PyAV (FFmpeg,
+bundled in its wheel): the first audio stream, channels averaged and resampled like the rest.
 Callers quarantine the error as a Reject (reason = ``AudioError.reason``); nothing here drops
 a record silently.
 """
@@ -40,6 +43,11 @@ def to_mono_16k(samples: np.ndarray, sample_rate: int, path: str | Path = "<arra
     return samples
 
 
+# Suffixes adapters look for when they search a folder for a clip, preferred first: extracted
+# audio (the fast soundfile path) before the containers PyAV decodes.
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".mp4", ".m4a", ".mkv", ".webm", ".mov")
+
+
 def load_audio(path: str | Path, start_s: float | None = None, end_s: float | None = None) -> np.ndarray:
     """Read ``path`` (optionally the span start_s..end_s) as 16 kHz mono float32 in [-1, 1]."""
     path = Path(path)
@@ -47,6 +55,10 @@ def load_audio(path: str | Path, start_s: float | None = None, end_s: float | No
         raise AudioError(path, "missing_audio", "no such file")
     try:
         info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        samples, sample_rate = _decode_av(path, start_s, end_s, soundfile_error=err)
+        return to_mono_16k(samples, sample_rate, path)
+    try:
         start = int(round((start_s or 0.0) * info.samplerate))
         stop = int(round(end_s * info.samplerate)) if end_s is not None else None
         samples, sample_rate = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=False)
@@ -60,5 +72,76 @@ def audio_duration(path: str | Path) -> tuple[float, int]:
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as err:
-        raise AudioError(path, "corrupt_audio", f"cannot read audio header: {err}") from err
+        return _duration_av(Path(path), soundfile_error=err)
     return info.frames / info.samplerate, info.samplerate
+
+
+def _open_av(path: Path, soundfile_error: Exception):
+    """(container, its first audio stream) with PyAV, or AudioError naming both decoders' complaints."""
+    import av  # FFmpeg bindings: imported only for files soundfile cannot read
+
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, UnicodeDecodeError) as err:
+        detail = f"cannot decode audio: soundfile: {soundfile_error}; PyAV: {err}"
+        raise AudioError(path, "corrupt_audio", detail) from err
+    if not container.streams.audio:
+        container.close()
+        raise AudioError(path, "no_audio_stream", "the file holds no audio stream (video only?)")
+    return container, container.streams.audio[0]
+
+
+def _duration_av(path: Path, soundfile_error: Exception) -> tuple[float, int]:
+    import av
+
+    container, stream = _open_av(path, soundfile_error)
+    with container:
+        rate = stream.codec_context.sample_rate
+        if stream.duration is not None:
+            return float(stream.duration * stream.time_base), rate
+        if container.duration is not None:  # in av.time_base units (microseconds)
+            return container.duration / av.time_base, rate
+        try:  # no duration in the header (e.g. some WebM files): count the samples
+            return sum(frame.samples for frame in container.decode(stream)) / rate, rate
+        except av.FFmpegError as err:
+            raise AudioError(path, "corrupt_audio", f"cannot decode audio: {err}") from err
+
+
+def _decode_av(
+    path: Path, start_s: float | None, end_s: float | None, soundfile_error: Exception
+) -> tuple[np.ndarray, int]:
+    """(samples (frames, channels) float32 at the native rate, that rate) of the first audio stream."""
+    import av
+
+    container, stream = _open_av(path, soundfile_error)
+    with container:
+        rate = stream.codec_context.sample_rate
+        # Planar float at the stream's own rate and layout: downmix and resampling stay with
+        # to_mono_16k (soxr), exactly as for files soundfile reads.
+        convert = av.AudioResampler(format="fltp", rate=rate)
+        chunks, first_s = [], None
+        try:
+            if start_s:
+                # Seeks to a packet at or before start_s; the samples before it are cut below.
+                container.seek(int(start_s / stream.time_base), stream=stream, backward=True)
+            for frame in container.decode(stream):
+                if first_s is None:
+                    first_s = float(frame.time or 0.0)
+                for out in convert.resample(frame):
+                    chunks.append(out.to_ndarray())  # (channels, samples)
+                if end_s is not None and first_s + sum(c.shape[1] for c in chunks) / rate >= end_s:
+                    break
+            for out in convert.resample(None):
+                chunks.append(out.to_ndarray())
+        except av.FFmpegError as err:
+            raise AudioError(path, "corrupt_audio", f"cannot decode audio: {err}") from err
+        if not chunks:
+            raise AudioError(path, "empty_audio", "the audio stream holds no samples")
+        samples = np.concatenate(chunks, axis=1).T  # (frames, channels)
+        first_s = first_s or 0.0
+        # The last AAC packet is padded to a whole frame: keep what the stream says it holds.
+        if stream.duration is not None:
+            samples = samples[: int(round((float(stream.duration * stream.time_base) - first_s) * rate))]
+        start = max(0, int(round(((start_s or 0.0) - first_s) * rate)))
+        stop = int(round((end_s - first_s) * rate)) if end_s is not None else None
+        return np.ascontiguousarray(samples[start:stop]), rate

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipeline.audio_roots import AudioRoots, portable, read_roots, write_roots
 from pipeline.labels import protocol
 from pipeline.parquet import iter_records, read_records, write_records
 from pipeline.questions import QuestionPool, load_pools
@@ -234,10 +235,20 @@ def _examples(
             yield example(Task.spoken_qa, f"{u.id}#spoken_qa#{qa.kind}", qa.answer, qa.kind, **qa.values)
 
 
-def write_corpus(build: CorpusBuild, out_dir: str | Path, config: CorpusConfig | None = None) -> dict[str, Path]:
-    """Write one parquet per split, the rejects, and manifest.json (counts, pools, split notes)."""
+def write_corpus(
+    build: CorpusBuild, out_dir: str | Path, config: CorpusConfig | None = None, roots: AudioRoots | None = None
+) -> dict[str, Path]:
+    """Write one parquet per split, the rejects, and manifest.json (counts, pools, split notes).
+
+    With ``roots`` (the adapters' audio roots), audio paths are stored relative to them and the
+    roots recorded in ``audio_roots.json``, so the folder trains on another machine too.
+    """
     out_dir = Path(out_dir)
-    paths = {s: write_records(build.examples[s], out_dir / f"{s}.parquet", TrainingExample) for s in SPLITS}
+    roots = roots or AudioRoots()
+    paths = {
+        s: write_records(portable(build.examples[s], roots), out_dir / f"{s}.parquet", TrainingExample) for s in SPLITS
+    }
+    paths["audio_roots"] = write_roots(roots, out_dir)
     paths["rejects"] = write_records(build.rejects, out_dir / "rejects.parquet", Reject)
     manifest = {
         "counts": build.counts(),
@@ -268,8 +279,9 @@ def corpora_for_run(
     if not utterances_path.is_file():
         raise FileNotFoundError(f"{utterances_path} not found: run the adapters first")
     verified = iter_records(verified_path, VerifiedRecord) if verified_path.is_file() else ()
+    # The table's audio paths stay as stored (relative to the run's roots): building needs no audio.
     build = build_corpus(read_records(utterances_path, Utterance), verified, config)
-    write_corpus(build, run_dir / CORPORA_DIR, config)
+    write_corpus(build, run_dir / CORPORA_DIR, config, read_roots(run_dir))
     if hf:
         from pipeline.hf_export import export_hf
 

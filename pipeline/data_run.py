@@ -29,6 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.acoustic import AcousticProfile, compute_profiles, load_profiles
+from pipeline.audio_roots import portable, read_roots, resolved, roots_for, write_roots
 from pipeline.config import load_config, user_settings, write_resolved
 from pipeline.corpora import CorpusConfig, corpora_for_run
 from pipeline.datasets import load_dataset
@@ -218,11 +219,14 @@ def build_steps(cfg: DataConfig) -> list[Step]:
     profiles_file, generations, verified = profiles_dir / "profiles.parquet", out / GENERATIONS, out / VERIFIED
 
     def utts() -> list[Utterance]:
-        return read_records(utterances, Utterance)
+        # Missing files are the profile step's rejects, not an error here.
+        return resolved(read_records(utterances, Utterance), read_roots(out), where=utterances, check=False)
 
     def adapters() -> str:
         result = load_dataset(cfg.dataset, cfg.root, cfg.protocol, **cfg.options)
-        write_records(result.utterances, utterances, Utterance)
+        roots = roots_for(result.utterances, result.audio_root)
+        write_roots(roots, out)
+        write_records(portable(result.utterances, roots), utterances, Utterance)
         write_records(result.rejects, out / ADAPTER_REJECTS, Reject)
         for notice in getattr(result, "notices", []):
             print(f"  note: {notice}")

@@ -5,7 +5,9 @@
 
 The card (README.md in the export) states the sources and their licences, the teacher model,
 the prompt and question-pool versions, acceptance rates and example counts per split and task.
-Audio is referenced by ``audio_path`` (read it with soundfile), not embedded.
+Audio is referenced by ``audio_path``, not embedded: relative to its dataset's audio root as in
+the corpora (``audio_roots.json``, copied into the export and listed in the card; see
+pipeline.audio_roots), so the export, like the run folder, can move to another machine.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from pipeline.audio_roots import BUNDLED_DEMO, ROOTS_FILE, AudioRoots, read_roots, write_roots
 from pipeline.splits import SPLITS
 
 # dataset -> (licence, source). IEMOCAP's licence forbids redistribution.
@@ -52,7 +55,9 @@ def _table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
-def dataset_card(frames: dict[str, pd.DataFrame], verified: pd.DataFrame | None, manifest: dict) -> str:
+def dataset_card(
+    frames: dict[str, pd.DataFrame], verified: pd.DataFrame | None, manifest: dict, roots: AudioRoots | None = None
+) -> str:
     all_examples = pd.concat(frames.values(), ignore_index=True)
     datasets = sorted(set(all_examples["dataset"]) | (set(verified["dataset"]) if verified is not None else set()))
     licences = [[d, *LICENCES.get(d, ("see the source's terms", "user-supplied data"))] for d in datasets]
@@ -84,6 +89,8 @@ def dataset_card(frames: dict[str, pd.DataFrame], verified: pd.DataFrame | None,
         _table(["dataset", "licence", "source"], licences),
         "Each example keeps the licence of its source. Audio is referenced by `audio_path` "
         "(with `start_s`/`end_s` for segments), not embedded.",
+        "## Audio",
+        _audio_section(roots or AudioRoots()),
         "## Examples per split and task",
         _table(["split", *counts.columns], count_rows),
         "## Splits",
@@ -112,6 +119,17 @@ def dataset_card(frames: dict[str, pd.DataFrame], verified: pd.DataFrame | None,
     return "\n\n".join(sections) + "\n"
 
 
+def _audio_section(roots: AudioRoots) -> str:
+    if not roots.roots:
+        return "`audio_path` is an absolute path on the machine that built the corpus."
+    rows = [[d, "bundled with emoreason" if r == BUNDLED_DEMO else f"`{r}`"] for d, r in sorted(roots.roots.items())]
+    return (
+        f"`audio_path` is relative to its dataset's audio root ({ROOTS_FILE}): join it to the folder where "
+        "that dataset's audio lives on your machine (`emoreason train/eval --audio-root PATH`).\n\n"
+        + _table(["dataset", "audio root when built"], rows)
+    )
+
+
 def export_hf(
     corpus_dir: str | Path,
     out_dir: str | Path,
@@ -127,7 +145,8 @@ def export_hf(
     manifest_path = corpus_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     verified_df = pq.read_table(verified, columns=_VERIFIED_COLUMNS).to_pandas() if verified else None
-    card = dataset_card(frames, verified_df, manifest)
+    roots = read_roots(corpus_dir)
+    card = dataset_card(frames, verified_df, manifest, roots)
     token = os.environ.get("HF_TOKEN")
     if repo_id:  # refuse before any work
         if not token:
@@ -139,6 +158,7 @@ def export_hf(
     dd = DatasetDict({s: Dataset.from_pandas(f, preserve_index=False) for s, f in frames.items()})
     dd.save_to_disk(str(out_dir))
     (out_dir / "README.md").write_text(card)
+    write_roots(roots, out_dir)
     if repo_id:
         dd.push_to_hub(repo_id, token=token, private=private)
         from huggingface_hub import HfApi

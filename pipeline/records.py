@@ -43,7 +43,11 @@ class Utterance(Record):
     id: str = Field(description="stable and unique within the dataset, e.g. 'ravdess/03-01-05-01-01-01-01'")
     dataset: str
     split: str = Field(description="train / dev / test, or a fold / session name")
-    audio_path: str | None = Field(None, description="absolute path; None when the dataset ships no audio")
+    audio_path: str | None = Field(
+        None,
+        description="absolute when loaded; in a run folder relative to the dataset's audio root "
+        "(pipeline.audio_roots); None when the dataset ships no audio",
+    )
     start_s: float | None = None
     end_s: float | None = None
     transcript: str | None = None
@@ -128,7 +132,7 @@ class TrainingExample(Record):
     task: Task
     instruction: str
     target: str
-    audio_path: str
+    audio_path: str  # as Utterance.audio_path
     start_s: float | None = None
     end_s: float | None = None
     utterance_id: str

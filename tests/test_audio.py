@@ -84,3 +84,76 @@ def test_to_mono_16k_rejects_bad_arrays():
     with pytest.raises(AudioError) as err:
         to_mono_16k(np.zeros((2, 2, 2)), SAMPLE_RATE)
     assert err.value.reason == "bad_shape"
+
+
+# ---- containers soundfile cannot read (MELD's mp4 clips): decoded with PyAV ----
+
+
+def write_mp4(path, seconds: float, freqs=(440.0,), rate: int = 44_100, channels: int = 2, video: bool = True):
+    """An MP4 (or .m4a) with an AAC audio stream of sines (one per equal part of the clip), and
+    optionally an H.264 video stream, as MELD ships its clips. Written with PyAV, in the test."""
+    import av
+
+    n = int(rate * seconds)
+    part = np.minimum(np.arange(n) * len(freqs) // n, len(freqs) - 1)
+    wave = (0.5 * np.sin(2 * np.pi * np.asarray(freqs)[part] * np.arange(n) / rate)).astype(np.float32)
+    layout = "stereo" if channels == 2 else "mono"
+    with av.open(str(path), "w", format="mp4") as container:
+        # Every stream is added before the first packet is written (the header lists them).
+        picture = container.add_stream("libx264", rate=10) if video else None
+        audio = container.add_stream("aac", rate=rate, layout=layout) if channels else None
+        if picture is not None:
+            picture.width, picture.height, picture.pix_fmt = 32, 32, "yuv420p"
+            for i in range(int(seconds * 10)):
+                frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 8 * i % 256, np.uint8), format="rgb24")
+                frame.pts = i
+                container.mux(picture.encode(frame))
+            container.mux(picture.encode(None))
+        if audio is not None:
+            planar = np.stack([wave] * channels)
+            for start in range(0, n, 1024):  # AAC frames hold 1024 samples
+                chunk = np.ascontiguousarray(planar[:, start : start + 1024])
+                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
+                frame.sample_rate, frame.pts = rate, start
+                container.mux(audio.encode(frame))
+            container.mux(audio.encode(None))
+    return path
+
+
+def peak_hz(samples: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return float(np.fft.rfftfreq(len(samples), 1 / SAMPLE_RATE)[spectrum.argmax()])
+
+
+@pytest.mark.parametrize(
+    ("name", "video", "channels", "rate"), [("clip.mp4", True, 2, 44_100), ("a.m4a", False, 1, 48_000)]
+)
+def test_mp4_and_m4a_decode_to_16k_mono(tmp_path, name, video, channels, rate):
+    path = write_mp4(tmp_path / name, 1.5, freqs=(330.0,), rate=rate, channels=channels, video=video)
+    with pytest.raises(sf.LibsndfileError):
+        sf.info(str(path))  # the case for PyAV: soundfile cannot read it
+    audio = load_audio(path)
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    assert abs(len(audio) - int(1.5 * SAMPLE_RATE)) <= 2  # AAC's padding trimmed
+    assert peak_hz(audio[1600:-1600]) == pytest.approx(330.0, abs=2)
+    assert 0.3 < np.sqrt(np.mean(audio[1600:-1600] ** 2)) < 0.4  # level kept (AAC is lossy)
+    duration, native = audio_duration(path)
+    assert duration == pytest.approx(1.5, abs=1e-3) and native == rate
+
+
+def test_mp4_span(tmp_path):
+    path = write_mp4(tmp_path / "two.mp4", 2.0, freqs=(300.0, 600.0))
+    span = load_audio(path, start_s=1.2, end_s=1.9)
+    assert abs(len(span) - int(0.7 * SAMPLE_RATE)) <= 2
+    assert peak_hz(span) == pytest.approx(600.0, abs=3)
+    assert peak_hz(load_audio(path, start_s=0.1, end_s=0.9)) == pytest.approx(300.0, abs=3)
+
+
+def test_video_without_audio_and_corrupt_mp4(tmp_path):
+    assert reason_of(write_mp4(tmp_path / "silent.mp4", 1.0, channels=0)) == "no_audio_stream"
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"junk" * 64)
+    assert reason_of(bad) == "corrupt_audio"
+    with pytest.raises(AudioError) as err:
+        audio_duration(bad)
+    assert err.value.reason == "corrupt_audio" and "PyAV" in str(err.value)

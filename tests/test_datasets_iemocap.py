@@ -156,3 +156,23 @@ def test_dialogue_wav_fallback_reads_spans(tmp_path):
     u = by_id["iemocap/Ses01F_impro01_F000"]
     assert u.audio_path.endswith("dialog/wav/Ses01F_impro01.wav")
     assert (u.start_s, u.end_s) == (6.2901, 8.2357) and u.duration_s == pytest.approx(8.2357 - 6.2901)
+
+
+def test_dialogue_recording_as_mp4_reads_spans(tmp_path):
+    """A copy that kept the dialogue recordings as video: the turn's span of the mp4's audio."""
+    from test_audio import peak_hz, write_mp4
+
+    from pipeline.audio import load_audio
+
+    root = build_release(tmp_path / "release")
+    for wav in (root / "Session1" / "sentences" / "wav" / "Ses01F_impro01").glob("*.wav"):
+        wav.unlink()
+    (root / "Session1" / "dialog" / "wav").mkdir()
+    write_mp4(root / "Session1" / "dialog" / "wav" / "Ses01F_impro01.mp4", 10.0, freqs=(150.0, 300.0))
+    by_id = {u.id: u for u in load_dataset("iemocap", root, splits="Session1").utterances}
+    u = by_id["iemocap/Ses01F_impro01_F000"]  # 6.2901 - 8.2357 s: in the 300 Hz half
+    assert u.audio_path.endswith("dialog/wav/Ses01F_impro01.mp4") and u.duration_s == pytest.approx(8.2357 - 6.2901)
+    audio = load_audio(u.audio_path, u.start_s, u.end_s)
+    assert len(audio) == pytest.approx((8.2357 - 6.2901) * 16_000, abs=2) and peak_hz(audio) == pytest.approx(
+        300, abs=3
+    )

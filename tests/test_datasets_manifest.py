@@ -85,3 +85,23 @@ def test_duplicate_ids_are_rejected(clips):
     pd.DataFrame(rows).to_csv(clips / "dup.csv", index=False)
     result = load_dataset("manifest", clips / "dup.csv")
     assert len(result.utterances) == 1 and [r.reason for r in result.rejects] == ["duplicate_id"]
+
+
+def test_mp4_and_m4a_rows_are_read(tmp_path):
+    from test_audio import peak_hz, write_mp4
+
+    from pipeline.audio import load_audio
+
+    write_mp4(tmp_path / "talk.mp4", 2.0, freqs=(200.0, 400.0))  # video + AAC audio
+    write_mp4(tmp_path / "voice.m4a", 0.75, freqs=(250.0,), channels=1, video=False)
+    rows = [
+        dict(path="talk.mp4", label="happy", start=1.0, end=2.0, speaker="s1"),
+        dict(path="voice.m4a", label="sad", speaker="s2"),
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "m.csv", index=False)
+    result = load_dataset("manifest", tmp_path / "m.csv")
+    assert not result.rejects
+    span, whole = result.utterances
+    assert span.duration_s == pytest.approx(1.0) and whole.duration_s == pytest.approx(0.75, abs=1e-3)
+    assert peak_hz(load_audio(span.audio_path, span.start_s, span.end_s)) == pytest.approx(400.0, abs=3)
+    assert len(load_audio(whole.audio_path)) == pytest.approx(0.75 * 16_000, abs=2)

@@ -162,3 +162,58 @@ def test_csv_with_wrong_columns(tmp_path):
         csv.writer(f).writerows([["Utterance", "Emotion"], ["Hi.", "joy"]])
     with pytest.raises(ValueError, match="Dialogue_ID"):
         load_dataset("meld", tmp_path)
+
+
+def test_release_layout_mp4_clips_are_read_directly(tmp_path):
+    """MELD.Raw as released: CSVs beside dev/dev_splits_complete/*.mp4 (video + AAC audio), no extraction."""
+    from test_audio import peak_hz, write_mp4
+
+    from pipeline.acoustic import compute_profiles
+    from pipeline.audio import load_audio
+
+    root = tmp_path / "MELD.Raw"
+    root.mkdir()
+    write_csv(
+        root, "dev", [("Hi there.", "Ross", "neutral", "neutral", 0, 0), ("Oh no!", "Rachel", "fear", "negative", 0, 1)]
+    )
+    write_csv(root, "test", [("Okay.", "Joey", "joy", "positive", 4, 2)])
+    clips = {
+        root / "dev" / "dev_splits_complete" / "dia0_utt0.mp4": (1.2, 180.0),
+        root / "dev" / "dev_splits_complete" / "dia0_utt1.mp4": (0.8, 260.0),
+        root / "test" / "output_repeated_splits_test" / "dia4_utt2.mp4": (1.0, 220.0),
+    }
+    for path, (seconds, freq) in clips.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_mp4(path, seconds, freqs=(freq,))
+    result = load_dataset("meld", root)
+    assert not result.rejects and not result.notices and result.audio_root == root
+    by_path = {Path(u.audio_path): u for u in result.utterances}
+    assert set(by_path) == set(clips)
+    for path, (seconds, freq) in clips.items():
+        u = by_path[path]
+        assert u.duration_s == pytest.approx(seconds, abs=1e-3) and u.sample_rate == 44_100
+        audio = load_audio(u.audio_path)
+        assert abs(len(audio) / 16_000 - seconds) < 1e-3 and peak_hz(audio[800:-800]) == pytest.approx(freq, abs=3)
+    # the acoustic profile reads the clips too: the sine's frequency is the measured pitch
+    run = compute_profiles(result.utterances, tmp_path / "profiles")
+    assert not run.rejects and len(run.profiles) == 3
+    for profile in run.profiles:
+        seconds, freq = clips[Path(next(u.audio_path for u in result.utterances if u.id == profile.utterance_id))]
+        assert profile.f0_median_hz == pytest.approx(freq, rel=0.02)
+        assert profile.duration_s == pytest.approx(seconds, abs=0.01)
+
+
+def test_extracted_audio_is_preferred_over_the_clip(tmp_path):
+    from test_audio import write_mp4
+
+    write_csv(
+        tmp_path, "train", [("One.", "Monica", "joy", "positive", 3, 0), ("Two.", "Monica", "fear", "negative", 3, 1)]
+    )
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    write_mp4(clips / "dia3_utt0.mp4", 0.5)
+    write_mp4(clips / "dia3_utt1.mp4", 0.5)
+    sf.write(clips / "dia3_utt1.wav", np.zeros(8000, np.float32), 16000)
+    result = load_dataset("meld", tmp_path, audio_dir=clips)
+    assert [Path(u.audio_path).name for u in result.utterances] == ["dia3_utt0.mp4", "dia3_utt1.wav"]
+    assert result.utterances[0].duration_s == pytest.approx(0.5, abs=1e-3)

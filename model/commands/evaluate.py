@@ -32,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-o", "--option", action="append", default=[], metavar="KEY=VALUE", type=adapter_option, help="adapter option"
     )  # fmt: skip
     source.add_argument("--corpus", help="corpus folder/parquet of TrainingExample rows (instead of --dataset)")
+    source.add_argument(
+        "--audio-root", action="append", default=[], metavar="[DATASET=]PATH",
+        help="with --corpus: the folder that holds its audio on this machine, when the dataset moved",
+    )  # fmt: skip
     source.add_argument("--split", default="test", help="split to evaluate (RAVDESS test = actors 17-20)")
     source.add_argument(
         "--task", choices=["emotion_reasoning", "emotion_recognition"], default=None,
@@ -87,10 +91,12 @@ def _items(args):
     if args.corpus:
         from model.train.data import load_corpus
 
-        items = items_from_corpus(load_corpus(args.corpus), args.split, task)
+        items = items_from_corpus(load_corpus(args.corpus, args.audio_root), args.split, task)
         if not items:
             raise ValueError(f"{args.corpus}: no emotion examples with a gold label in split {args.split!r}")
         return items, [], {}
+    if args.audio_root:
+        raise ValueError("--audio-root applies to --corpus; a dataset adapter reads its audio from --root")
     options = dict(args.option)
     items, rejects, utterances = items_from_dataset(
         args.dataset, args.root, args.split, args.protocol, task or Task.emotion_reasoning, **options

@@ -3,8 +3,8 @@
     emoreason predict clip.wav other.flac --checkpoint runs/train-ravdess --protocol ravdess8
     emoreason predict clip.wav --checkpoint runs/train-ravdess --transcript "Kids are talking by the door." --json
 
-Any file soundfile reads (WAV, FLAC, OGG, ...; any sample rate, any number of channels) is
-converted to 16 kHz mono (pipeline.audio.load_audio). The model hears the audio only; a
+Any file soundfile reads (WAV, FLAC, OGG, ...) or PyAV decodes (the audio of MP4, M4A, ...; any
+sample rate, any number of channels) is converted to 16 kHz mono (pipeline.audio.load_audio). The model hears the audio only; a
 ``--transcript`` (one per file, in order) is used to verify the quotes of the rationale
 (``quotes_verified``), as stage two does for the teacher. Unreadable files are reported by
 name and skipped; the exit status is 1 when any file failed, 2 when the checkpoint is missing.

@@ -21,6 +21,10 @@ import yaml
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="YAML with model: and train: sections (configs/*.yaml)")
     parser.add_argument("--corpus", help="corpus folder or parquet (train.corpus)")
+    parser.add_argument(
+        "--audio-root", action="append", metavar="[DATASET=]PATH",
+        help="the folder that holds the corpus's audio on this machine, when the dataset moved (train.audio_root)",
+    )  # fmt: skip
     parser.add_argument("--out", help="run folder: logs, checkpoints, final model (train.out)")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
@@ -47,6 +51,7 @@ def overrides(args: argparse.Namespace) -> dict:
     """Flags given on the command line (None: not given)."""
     return {
         "corpus": args.corpus,
+        "audio_root": args.audio_root,
         "out": args.out,
         "max_steps": args.max_steps,
         "epochs": args.epochs,
@@ -90,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         env = init_distributed(cfg.device)  # before loading anything big: a CUDA request fails here
         if cfg.distributed.strategy == "fsdp":
             require_process_group(env)  # ... and so does FSDP without torchrun
-        examples = load_corpus(cfg.corpus)
+        examples = load_corpus(cfg.corpus, cfg.audio_root)
         torch.manual_seed(cfg.seed)  # randomly initialised adapters (and encoders) depend on it
         model, collate_fn, model_cfg = build_model(args.config)
     except (CorpusError, PreflightError, FileNotFoundError, ValueError) as err:

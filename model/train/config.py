@@ -56,6 +56,11 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     corpus: str | None = Field(None, description="corpus folder (parquet of pipeline.records.TrainingExample) or file")
+    audio_root: list[str] = Field(
+        default_factory=list,
+        description="[DATASET=]PATH: where a dataset's audio lives on this machine, when it is not where the "
+        "corpus was built (pipeline.audio_roots); the bundled demo corpus needs none",
+    )
     out: str = "runs/train"
     train_split: str = "train"
     eval_split: str | None = Field("dev", description="held-out split for evaluation; None: no evaluation")

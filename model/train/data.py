@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from model.schedule import TaskScheduler
 from pipeline.audio import AudioError, load_audio
+from pipeline.audio_roots import ROOTS_FILE, AudioRootError, AudioRoots, parse_overrides, read_roots, resolved
 from pipeline.parquet import iter_records
 from pipeline.records import Task, TrainingExample
 
@@ -48,8 +49,34 @@ def corpus_files(path: str | Path) -> list[Path]:
     return files
 
 
-def load_corpus(path: str | Path) -> list[TrainingExample]:
-    examples = [ex for f in corpus_files(path) for ex in iter_records(f, TrainingExample)]
+def _roots_of(file: Path, top: Path) -> AudioRoots:
+    """The audio roots recorded nearest to ``file``: its folder, then each parent up to ``top``."""
+    for folder in [file.parent, *file.parent.parents]:
+        if (folder / ROOTS_FILE).is_file():
+            return read_roots(folder)
+        if folder == top:
+            break
+    return AudioRoots()
+
+
+def load_corpus(path: str | Path, audio_root: Sequence[str] = ()) -> list[TrainingExample]:
+    """Every example of a corpus, audio paths resolved against the recorded roots (or ``audio_root``
+    values, ``[DATASET=]PATH``, for a dataset that lives elsewhere on this machine); every audio
+    file must exist, so a moved dataset fails here, before training, naming the option."""
+    path = Path(path)
+    top = path if path.is_dir() else path.parent
+    examples, datasets = [], set()
+    per_file = []
+    for f in corpus_files(path):
+        rows = list(iter_records(f, TrainingExample))
+        datasets.update(ex.dataset for ex in rows)
+        per_file.append((f, rows))
+    try:
+        overrides = parse_overrides(audio_root, datasets)
+        for f, rows in per_file:
+            examples += resolved(rows, _roots_of(f, top), overrides, where=f)
+    except AudioRootError as err:
+        raise CorpusError(str(err)) from err
     ids = [e.id for e in examples]
     if len(set(ids)) != len(ids):
         raise CorpusError(f"{path}: duplicate example ids (the same file read twice?)")

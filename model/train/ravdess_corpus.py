@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pipeline.audio_roots import roots_for
 from pipeline.corpora import CorpusConfig, build_corpus, write_corpus
 from pipeline.datasets import load_dataset
 from pipeline.parquet import read_records
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     verified = read_records(args.verified, VerifiedRecord) if args.verified else []
     tasks = [Task(t) for t in args.tasks] + ([Task.emotion_reasoning] if args.verified else [])
     build = build_corpus(loaded.utterances, verified, CorpusConfig(tasks=tasks))
-    paths = write_corpus(build, Path(args.out))
+    paths = write_corpus(build, Path(args.out), roots=roots_for(loaded.utterances, loaded.audio_root))
     print(
         f"{Path(args.out)}: {build.counts()}; rejects {len(build.rejects) + len(loaded.rejects)}; {paths['manifest']}"
     )

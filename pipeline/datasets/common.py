@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.audio import AudioError, audio_duration
+from pipeline.audio import AUDIO_SUFFIXES, AudioError, audio_duration
 from pipeline.labels import Emotion, Protocol, UnknownLabelError, canonical_emotion
 from pipeline.records import ContextTurn, Reject, Utterance
 
@@ -27,6 +27,8 @@ class AdapterResult:
     utterances: list[Utterance] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)  # dataset-wide messages, e.g. "no audio folder given"
+    # The folder the audio was read from: a run folder stores audio paths relative to it (pipeline.audio_roots).
+    audio_root: Path | None = None
 
     def extend(self, other: AdapterResult) -> None:
         self.utterances += other.utterances
@@ -58,6 +60,15 @@ def resolve_label(
         detail = f"{dataset} label {raw!r} ({emotion.value}) is not in protocol {proto.name} ({', '.join(proto.names)})"
         return reject(dataset, record_id, "out_of_protocol", detail, source)
     return applied
+
+
+def find_audio(folders: Iterable[Path], stem: str) -> Path | None:
+    """The first ``<folder>/<stem><suffix>`` that exists, folders in order, extracted audio before video."""
+    for folder in folders:
+        for suffix in AUDIO_SUFFIXES:
+            if (folder / f"{stem}{suffix}").is_file():
+                return folder / f"{stem}{suffix}"
+    return None
 
 
 def probe_audio(dataset: str, record_id: str, path: Path, source: str = "") -> tuple[float, int] | Reject:

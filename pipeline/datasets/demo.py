@@ -61,7 +61,7 @@ def load(
     if not manifest.is_file():
         raise FileNotFoundError(f"{NAME}: {manifest} not found")
     wanted = split_filter(splits)
-    result = AdapterResult()
+    result = AdapterResult(audio_root=folder)
     rows: list[DemoRow] = []
     for number, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():

@@ -115,7 +115,7 @@ def load(
     parts = dict(dataset.items()) if isinstance(dataset, datasets.DatasetDict) else {None: dataset}
     table = label_table(label_map)
     wanted = split_filter(splits)
-    result = AdapterResult()
+    result = AdapterResult(audio_root=base)  # embedded bytes live in the cache and stay absolute
     for part_name, part in parts.items():
         columns = list(part.column_names)
         audio_col = _pick(columns, audio_column, AUDIO_COLUMNS, "audio", True)

@@ -22,6 +22,7 @@ from pipeline.datasets.common import (
     check_unique_ids,
     contexts,
     existing_dir,
+    find_audio,
     probe_audio,
     reject,
     resolve_label,
@@ -86,7 +87,7 @@ def load(
     if not present:
         raise FileNotFoundError(f"{NAME}: no Session*/dialog/EmoEvaluation folder under {folder}")
     wanted = split_filter(splits)  # splits are sessions here
-    result = AdapterResult()
+    result = AdapterResult(audio_root=folder)
     for session in present:
         if wanted is not None and session not in wanted:
             continue
@@ -105,7 +106,8 @@ def _load_dialogue(base: Path, evaluation: Path, proto: Protocol, context_turns:
     turns = [Turn(i, _speaker_name(tid), transcripts[tid][1]) for i, tid in enumerate(ordered)]
     context_of = dict(zip(ordered, contexts(turns, context_turns), strict=True))
     position = {tid: i for i, tid in enumerate(ordered)}
-    dialogue_wav = base / "dialog" / "wav" / f"{dialogue}.wav"
+    # .wav in the release; other audio or video files (a converted copy) are read as well.
+    dialogue_wav = find_audio([base / "dialog" / "wav"], dialogue)
     for start, end, turn_id, raw, number in _labelled_turns(evaluation):
         uid = f"{NAME}/{turn_id}"
         source = f"{session}/dialog/EmoEvaluation/{evaluation.name}:{number}"
@@ -118,8 +120,9 @@ def _load_dialogue(base: Path, evaluation: Path, proto: Protocol, context_turns:
         if isinstance(label, Reject):
             result.rejects.append(label)
             continue
-        wav, span = base / "sentences" / "wav" / dialogue / f"{turn_id}.wav", (None, None)
-        if not wav.is_file() and dialogue_wav.is_file():
+        turn_wav = base / "sentences" / "wav" / dialogue / f"{turn_id}.wav"
+        wav, span = find_audio([turn_wav.parent], turn_id) or turn_wav, (None, None)
+        if not wav.is_file() and dialogue_wav is not None:
             # Copies without the per-turn files: read the turn's span of the dialogue recording.
             wav, span = dialogue_wav, (start, end)
         header = probe_audio(NAME, uid, wav, source)

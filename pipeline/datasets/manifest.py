@@ -115,7 +115,7 @@ def load(
     table = label_table(label_map)
     rows = read_manifest(path).to_dict(orient="records")
     wanted = split_filter(splits)
-    result = AdapterResult()
+    result = AdapterResult(audio_root=path.parent)  # relative paths in the manifest start here
 
     turn_of: dict[int, int | None] = {}
     for index, row in enumerate(rows):

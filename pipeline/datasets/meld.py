@@ -1,10 +1,13 @@
 """MELD: multi-party dialogues from *Friends*, from the official CSVs (+ extracted audio if given).
 
 The root holds ``train_sent_emo.csv``, ``dev_sent_emo.csv`` and ``test_sent_emo.csv`` (CRLF line
-ends). MELD ships video clips ``dia{D}_utt{U}.mp4``; users who extracted the audio point
-``audio_dir`` at a folder of ``dia{D}_utt{U}.wav`` (or .flac), either flat or in one subfolder per
-split (``train``/``dev``/``test``, or the release's own folder names). Without ``audio_dir`` the
-utterances have no audio (one notice says so) and only text tasks can use them.
+ends). MELD ships video clips ``dia{D}_utt{U}.mp4``, read directly (pipeline.audio decodes their
+audio track with PyAV). The release layout (``MELD.Raw/train/train_splits/``,
+``dev/dev_splits_complete/``, ``test/output_repeated_splits_test/``, or those folders straight
+under the root) is found under the root without any option; ``audio_dir`` points elsewhere, at
+clips or extracted audio (``dia{D}_utt{U}.wav``/``.flac``, preferred over the .mp4 when both
+exist), flat or in one subfolder per split. Without either the utterances have no audio (one
+notice says so) and only text tasks can use them.
 
 Mojibake: some copies of the CSVs were saved after a UTF-8 -> cp1252 round trip, so ``’`` reads
 as ``â€™``. We repair it (re-encode each suspicious run as cp1252, decode as UTF-8, keep the run
@@ -20,6 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.audio import AUDIO_SUFFIXES
 from pipeline.datasets.common import (
     DEFAULT_CONTEXT_TURNS,
     AdapterResult,
@@ -27,6 +31,7 @@ from pipeline.datasets.common import (
     check_unique_ids,
     contexts,
     existing_dir,
+    find_audio,
     probe_audio,
     reject,
     resolve_label,
@@ -39,7 +44,6 @@ NAME = "meld"
 CSV_FILES = {"train": "train_sent_emo.csv", "dev": "dev_sent_emo.csv", "test": "test_sent_emo.csv"}
 # Folder names of the official release archives, tried after the plain split name.
 RELEASE_AUDIO_DIRS = {"train": "train_splits", "dev": "dev_splits_complete", "test": "output_repeated_splits_test"}
-AUDIO_SUFFIXES = (".wav", ".flac")
 REQUIRED_COLUMNS = ("Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID")
 # The six main characters speak ~80 % of MELD; their gender is public knowledge. Others stay unknown.
 MAIN_CAST = {
@@ -98,16 +102,14 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def audio_folders(audio_dir: Path, split: str) -> list[Path]:
-    candidates = [audio_dir / split, audio_dir / RELEASE_AUDIO_DIRS[split], audio_dir]
+    release = RELEASE_AUDIO_DIRS[split]
+    candidates = [audio_dir / split, audio_dir / release, audio_dir / split / release, audio_dir]
     return [c for c in candidates if c.is_dir()]
 
 
-def find_audio(folders: list[Path], stem: str) -> Path | None:
-    for folder in folders:
-        for suffix in AUDIO_SUFFIXES:
-            if (folder / f"{stem}{suffix}").is_file():
-                return folder / f"{stem}{suffix}"
-    return None
+def release_audio(root: Path) -> bool:
+    """Whether ``root`` holds the release's clip folders (``train_splits``, ``dev/dev_splits_complete``, ...)."""
+    return any((root / d).is_dir() or (root / s / d).is_dir() for s, d in RELEASE_AUDIO_DIRS.items())
 
 
 @dataclass(frozen=True)
@@ -158,10 +160,15 @@ def load(
         raise FileNotFoundError(f"{NAME}: none of {', '.join(CSV_FILES.values())} in {folder}")
     audio_root = None
     if audio_dir is not None:
-        audio_root = existing_dir(audio_dir, NAME, "the folder of extracted dia{D}_utt{U}.wav files")
-    result = AdapterResult()
+        audio_root = existing_dir(audio_dir, NAME, "the folder of dia{D}_utt{U}.mp4 clips or extracted .wav files")
+    elif release_audio(folder):
+        audio_root = folder
+    result = AdapterResult(audio_root=audio_root)
     if audio_root is None:
-        result.notices.append(f"{NAME}: no audio_dir given; utterances have no audio (text tasks only)")
+        result.notices.append(
+            f"{NAME}: no clip folders ({', '.join(RELEASE_AUDIO_DIRS.values())}) under {folder} and no audio_dir "
+            "given; utterances have no audio (text tasks only)"
+        )
     repaired = 0
     for split, path in present.items():
         if wanted is not None and split not in wanted:
@@ -195,7 +202,7 @@ def load(
                     found = find_audio(folders, stem)
                     if found is None:
                         where = ", ".join(str(f) for f in folders) or str(audio_root)
-                        detail = f"no {stem}.wav or {stem}.flac in {where}"
+                        detail = f"no {stem} audio ({', '.join(AUDIO_SUFFIXES)}) in {where}"
                         result.rejects.append(reject(NAME, uid, "missing_audio", detail, source, "audio"))
                         continue
                     header = probe_audio(NAME, uid, found, source)

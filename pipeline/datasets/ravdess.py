@@ -52,7 +52,7 @@ def load(
     if test & dev:
         raise ValueError(f"{NAME}: actors {sorted(test & dev)} are in both test_actors and dev_actors")
     wanted = split_filter(splits)
-    result = AdapterResult()
+    result = AdapterResult(audio_root=folder)
     for path in files:
         uid = f"{NAME}/{path.stem}"
         source = str(path.relative_to(folder))
