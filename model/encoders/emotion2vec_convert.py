@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import pickle
 import sys
 from pathlib import Path
 
@@ -183,7 +184,13 @@ def load_official(release: str | Path) -> Emotion2vec:
     if not isinstance(conf, dict) or "model_conf" not in conf:
         raise ConversionError(f"{config_path}: no model_conf section")
     cfg = config_from_official(conf["model_conf"], str(config_path))
-    state = _unwrap(torch.load(weights_path, map_location="cpu", weights_only=True), str(weights_path))
+    try:
+        obj = torch.load(weights_path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ConversionError(
+            f"{weights_path}: torch.load(weights_only=True) refused to unpickle it: {error}"
+        ) from None
+    state = _unwrap(obj, str(weights_path))
     model = Emotion2vec(cfg)
     converted = convert_state(state, cfg, str(weights_path))
     try:
