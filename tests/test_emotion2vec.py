@@ -207,3 +207,37 @@ def test_registry_kind_from_a_random_config_and_from_a_converted_folder(tmp_path
     assert kind.build(path_cfg, SR).hidden_size == 32
     with pytest.raises(FileNotFoundError, match="emotion2vec_convert"):
         kind.frame_spec(ParalinguisticEncoderConfig(kind="emotion2vec", path=str(tmp_path)), SR)
+
+
+def test_train_command_and_predict_with_an_emotion2vec_encoder(tmp_path, capsys):
+    """`make train-tiny`'s command, then `emoreason predict`, with a tiny random emotion2vec
+    trained fully (freeze.emotion_encoder: full) and gradient checkpointing on."""
+    from test_model_fixtures import tiny_config
+    from test_train_audiollm import config, make_corpus
+
+    from model.audiollm import AudioLLM
+    from model.commands import train as train_command
+    from pipeline.cli import main
+    from pipeline.parquet import write_records
+    from pipeline.records import TrainingExample
+
+    model_cfg = tiny_config(tmp_path / "ckpt", **{"emotion.kind": "emotion2vec", "emotion.init": TINY})
+    model = AudioLLM(model_cfg)
+    model.gradient_checkpointing_enable()  # what the trainer calls for `gradient_checkpointing: true`
+    assert model.emotion_encoder.model.gradient_checkpointing and model.speech_encoder.gradient_checkpointing
+    write_records(make_corpus(tmp_path / "audio"), tmp_path / "corpus" / "train.parquet", TrainingExample)
+    train_section = config(tmp_path / "run", schedule={"mode": "alternating", "round_unit": "step"}).model_dump(
+        mode="json"
+    )
+    train_section.update(max_steps=2, eval_every=2, save_every=2, gradient_checkpointing=True)
+    yaml_path = tmp_path / "tiny.yaml"
+    yaml_path.write_text(yaml.safe_dump({"model": model_cfg.model_dump(mode="json"), "train": train_section}))
+    argv = ["--config", str(yaml_path), "--corpus", str(tmp_path / "corpus"), "--out", str(tmp_path / "run")]
+    assert train_command.main(argv) == 0
+    reloaded = AudioLLM.from_pretrained(tmp_path / "run" / "final")
+    assert isinstance(reloaded.emotion_encoder, Emotion2vecFrames)
+    clip = tmp_path / "audio" / "clip0.wav"
+    code = main(["predict", str(clip), "--checkpoint", str(tmp_path / "run"), "--max-new-tokens", "4", "--json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert '"error": null' in out.out

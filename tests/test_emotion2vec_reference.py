@@ -11,7 +11,9 @@ clip alone (it has no exact padded mode), which is also what our padded batch mu
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -39,9 +41,16 @@ SHRINK_AUDIO = dict(prenet_depth=1, num_alibi_heads=4, model_depth=2, conv_pos_g
 @pytest.fixture(scope="module")
 def reference():
     require(importlib.util.find_spec("funasr") is not None, "the reference package funasr (`make setup` installs it)")
-    from funasr.models.emotion2vec.model import Emotion2vec  # noqa: PLC0415 (slow: funasr imports all its models)
-    from omegaconf import OmegaConf
-
+    # Importing funasr imports every one of its models (~10 s); some of them add warning filters
+    # and a root log handler at import time: keep those out of the rest of the test session.
+    handlers, level = list(logging.root.handlers), logging.root.level
+    try:
+        with warnings.catch_warnings():
+            from funasr.models.emotion2vec.model import Emotion2vec
+            from omegaconf import OmegaConf
+    finally:
+        logging.root.handlers[:] = handlers
+        logging.root.setLevel(level)
     return Emotion2vec, OmegaConf
 
 
