@@ -31,7 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
-from model.encoders.base import WINDOW_S, EncodedAudio, FrameEncoder, FrameSpec
+from model.encoders.base import WINDOW_S, EncodedAudio, FrameEncoder, FrameSpec, masked_waveforms
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 WAVEFORM_NORM_EPS = 1e-5  # the reference normalises a clip with F.layer_norm's default epsilon
@@ -347,13 +347,7 @@ class Emotion2vecFrames(FrameEncoder):
         self, waveforms: torch.Tensor, lengths: torch.Tensor, window: str, all_layers: bool = True
     ) -> EncodedAudio:
         span = waveforms.shape[1]
-        keep = torch.arange(span, device=waveforms.device)[None, :] < lengths[:, None]  # (B, S)
-        x = waveforms.float() * keep
-        if self.model.cfg.normalize:
-            count = lengths[:, None].float()
-            mean = x.sum(1, keepdim=True) / count
-            var = ((x - mean) * keep).pow(2).sum(1, keepdim=True) / count
-            x = (x - mean) / torch.sqrt(var + WAVEFORM_NORM_EPS) * keep
+        x = masked_waveforms(waveforms, lengths, self.model.cfg.normalize, WAVEFORM_NORM_EPS)
         dtype = self.model.feature_proj.weight.dtype
         if window == "fixed":
             # The paper's window: zero-pad to 30 s; every frame is attended to and kept.
