@@ -164,6 +164,15 @@ class AudioLLM(nn.Module):
             for p in self._groups[name]:
                 p.requires_grad_(True)
 
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
+        """Recompute decoder layers and encoder blocks in backward (memory for time). Frozen
+        encoders run without gradients and are unaffected."""
+        kwargs = gradient_checkpointing_kwargs or {"use_reentrant": False}
+        self.decoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        for encoder in (self.speech_encoder, self.emotion_encoder):
+            if hasattr(encoder, "gradient_checkpointing_enable"):
+                encoder.gradient_checkpointing_enable()
+
     # ---- forward ----
 
     @staticmethod

@@ -3,7 +3,8 @@
 The paper trains in *rounds*: a speech round (ASR, spoken QA) updates the speech encoder, its
 adapter and the LoRA with the emotion branch frozen; an emotion round (emotion recognition,
 emotion reasoning, sentiment) updates the emotion branch and the LoRA with the speech branch
-frozen; a final joint round updates everything. ``TaskScheduler`` turns that recipe (or the joint
+frozen; a final joint round updates all adapters and the LoRA (and, unless
+``final_joint_encoders: false`` as in the paper, the encoders too). ``TaskScheduler`` turns that recipe (or the joint
 and weighted baselines) into a step-by-step sequence:
 
     scheduler = TaskScheduler(ScheduleConfig(mode="alternating"), batches_per_epoch, seed=0)
@@ -45,6 +46,10 @@ class ScheduleConfig(BaseModel):
     round_length: int = Field(1, ge=1, description="the paper's Alt-1ep = 1, Alt-4ep = 4 (in `round_unit`s)")
     first_round: Literal["speech", "emotion"] = "speech"
     final_joint_epochs: int = Field(1, ge=0, description="alternating: epochs of the final joint round (0: none)")
+    final_joint_encoders: bool = Field(
+        True,
+        description="alternating: the final joint round trains the encoders too (the paper: adapters and LoRA only)",
+    )
     task_weights: dict[Task, float] | None = Field(
         None, description="weighted: sampling weight per task; None: sizes ** (1 / temperature)"
     )
@@ -73,7 +78,12 @@ class Round:
     passes: int  # epochs over the round's tasks; 0 for step-sized rounds (tasks sampled by size)
 
 
-def groups_for(kind: RoundKind) -> frozenset[str]:
+ENCODER_GROUPS = frozenset({"speech_encoder", "emotion_encoder"})
+
+
+def groups_for(kind: RoundKind, joint_encoders: bool = True) -> frozenset[str]:
+    if kind == "joint" and not joint_encoders:
+        return ALL_GROUPS - ENCODER_GROUPS
     return {"speech": SPEECH_GROUPS, "emotion": EMOTION_GROUPS, "joint": ALL_GROUPS}[kind]
 
 
@@ -179,7 +189,8 @@ class TaskScheduler:
             task = list(self.sizes)[int(rng.choice(len(self._probs), p=self._probs))]
         else:
             task = self._round_tasks(r)[step - int(self._starts[r])]
-        return Step(task, groups_for(rnd.kind), r, rnd.kind)
+        joint_encoders = self.cfg.mode != "alternating" or self.cfg.final_joint_encoders
+        return Step(task, groups_for(rnd.kind, joint_encoders), r, rnd.kind)
 
     def next(self) -> Step:
         step = self.at(self.step)
@@ -206,8 +217,11 @@ class TaskScheduler:
     # ---- resume ----
 
     def _fingerprint(self) -> str:
+        cfg = self.cfg.model_dump(mode="json")
+        if cfg["final_joint_encoders"]:  # the default: left out, so runs saved before the field existed resume
+            del cfg["final_joint_encoders"]
         blob = json.dumps(
-            [self.cfg.model_dump(mode="json"), {t.value: n for t, n in self.sizes.items()}, self.seed],
+            [cfg, {t.value: n for t, n in self.sizes.items()}, self.seed],
             sort_keys=True,
         )
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

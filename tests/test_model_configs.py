@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,41 @@ def test_paper_config_is_the_papers_model():
     assert cfg.speech.path == "openai/whisper-large-v3" and cfg.decoder.path == "google/gemma-2-9b-it"
     assert (cfg.speech.tokens_per_30s, cfg.emotion.tokens_per_30s) == (100, 10)
     assert cfg.speech.window == cfg.emotion.window == "fixed" and cfg.fusion.mode == "sequence"
+    assert cfg.emotion.kind == "emotion2vec" and cfg.emotion.path.endswith("emotion2vec_plus_large")
+    assert cfg.freeze.speech_encoder == cfg.freeze.emotion_encoder == "full"  # the paper trains its encoders
+    train = yaml.safe_load((CONFIGS / "paper.yaml").read_text())["train"]
+    assert (train["global_batch_size"], train["epochs"], train["optim"]["lr"]) == (48, 5, 5e-5)
+    assert train["schedule"] == {"mode": "alternating", "round_unit": "epoch", "round_length": 1,
+                                 "final_joint_epochs": 1, "final_joint_encoders": False}  # fmt: skip
+
+
+def test_paper_config_builds_its_shapes_without_downloading():
+    """Every weight of configs/paper.yaml's model on the meta device: shapes only, nothing fetched."""
+    from model.gpu_check import build
+
+    model = build(_model_section("paper.yaml"), device="meta")
+    count = {name: sum(p.numel() for p in getattr(model, name).parameters())
+             for name in ("speech_encoder", "emotion_encoder", "decoder")}  # fmt: skip
+    assert 6.3e8 < count["speech_encoder"] < 6.4e8  # Whisper-large-v3's encoder: 635 M
+    assert 3.0e8 < count["emotion_encoder"] < 3.2e8  # emotion2vec+ large: ~300 M (model card)
+    assert 9.2e9 < count["decoder"] < 9.3e9  # Gemma-2-9B (+ LoRA)
+    assert model.emotion_encoder.hidden_size == 1024 and model.emotion_encoder.num_hidden_states == 25
+    assert model.counter.stream_tokens(4 * 16_000) == (100, 10)  # the 30 s window, whatever the clip length
+    groups = model.parameter_groups()
+    assert len(groups["emotion_encoder"]) == len(list(model.emotion_encoder.parameters()))  # trained in full
+    assert next(model.decoder.parameters()).device.type == "meta"
+
+
+def test_gpu_check_code_path_on_cpu_with_tiny_dims(tmp_path, capsys):
+    from model.gpu_check import main
+
+    out = tmp_path / "results.json"
+    # one 30 s window per step (~8 s each on this shared 2-core machine): batch 1, one timed step
+    assert main(["--tiny", "--batch-sizes", "1", "--steps", "1", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["gradient_checkpointing"], r["batch_size"]) for r in rows] == [(False, 1), (True, 1)]
+    assert all(r["samples_per_s"] > 0 for r in rows)
+    assert "checkpointing  on, batch   1" in capsys.readouterr().out
 
 
 def test_tiny_config_counts_tokens_from_the_embedded_whisper():

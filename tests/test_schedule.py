@@ -97,3 +97,17 @@ def test_max_steps_and_seed():
     assert len(TaskScheduler(cfg, SIZES, epochs=3, max_steps=5)) == 5
     assert run(cfg, seed=1) != run(cfg, seed=2)
     assert run(cfg, seed=1) == run(cfg, seed=1)
+
+
+def test_paper_final_round_trains_adapters_and_lora_only():
+    steps = run(ScheduleConfig(mode="alternating", final_joint_epochs=1, final_joint_encoders=False), epochs=2)
+    joint = {s.trainable_groups for s in steps if s.round_kind == "joint"}
+    assert joint == {frozenset({"speech_adapter", "emotion_adapter", "lora"})}
+    assert {s.trainable_groups for s in steps if s.round_kind == "emotion"} == {
+        EMOTION_GROUPS
+    }  # encoders in their rounds
+    # the default keeps the fingerprint of runs saved before the option existed
+    default = TaskScheduler(ScheduleConfig(), SIZES, epochs=2)
+    assert default.state_dict()["fingerprint"] == "1a215869b457ee88"  # computed before final_joint_encoders existed
+    paper = TaskScheduler(ScheduleConfig(final_joint_encoders=False), SIZES, epochs=2)
+    assert paper.state_dict()["fingerprint"] != default.state_dict()["fingerprint"]

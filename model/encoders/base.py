@@ -36,6 +36,19 @@ class FrameSpec:
         return max(n, 0)
 
 
+def masked_waveforms(waveforms: torch.Tensor, lengths: torch.Tensor, normalize: bool, eps: float) -> torch.Tensor:
+    """(B, S) float waveforms, zero past each clip; with ``normalize``, zero-mean unit-variance
+    over each clip's own samples (what a feature extractor does to the clip alone)."""
+    keep = torch.arange(waveforms.shape[1], device=waveforms.device)[None, :] < lengths[:, None]  # (B, S)
+    x = waveforms.float() * keep
+    if normalize:
+        count = lengths[:, None].float()
+        mean = x.sum(1, keepdim=True) / count
+        var = ((x - mean) * keep).pow(2).sum(1, keepdim=True) / count
+        x = (x - mean) / torch.sqrt(var + eps) * keep
+    return x
+
+
 class FrameEncoder(nn.Module):
     """Base of the encoders: ``forward(waveforms, lengths, window) -> EncodedAudio``."""
 

@@ -15,7 +15,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel
 
 from model.embedded import resolve_path
-from model.encoders.base import WINDOW_S, EncodedAudio, FrameEncoder, FrameSpec
+from model.encoders.base import WINDOW_S, EncodedAudio, FrameEncoder, FrameSpec, masked_waveforms
 
 NORM_EPS = 1e-7  # Wav2Vec2FeatureExtractor's zero-mean unit-variance epsilon
 
@@ -71,14 +71,9 @@ class WaveformFrames(FrameEncoder):
     def forward(
         self, waveforms: torch.Tensor, lengths: torch.Tensor, window: str, all_layers: bool = True
     ) -> EncodedAudio:
-        batch, span = waveforms.shape
+        span = waveforms.shape[1]
         keep = torch.arange(span, device=waveforms.device)[None, :] < lengths[:, None]  # (B, S)
-        x = waveforms.float() * keep
-        if self.normalize:
-            count = lengths[:, None].float()
-            mean = x.sum(1, keepdim=True) / count
-            var = ((x - mean) * keep).pow(2).sum(1, keepdim=True) / count
-            x = (x - mean) / torch.sqrt(var + NORM_EPS) * keep
+        x = masked_waveforms(waveforms, lengths, self.normalize, NORM_EPS)
         if window == "fixed":
             # The paper's window: zero-pad to 30 s; the encoder sees (and we keep) every frame.
             x = nn.functional.pad(x, (0, self.spec.window_samples - span))

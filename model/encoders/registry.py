@@ -1,4 +1,4 @@
-"""Paralinguistic encoder kinds, by name. Adding one (e.g. an emotion2vec port) is one ``register``.
+"""Paralinguistic encoder kinds, by name. Adding one is one ``register``.
 
 A kind says how to build the encoder from a checkpoint path or from a config dict (random
 weights, for CPU runs and tests), and how many frames it gives for n samples, from the config
@@ -14,6 +14,7 @@ from transformers import AutoConfig, WhisperConfig
 
 from model.config import ParalinguisticEncoderConfig
 from model.embedded import resolve_path
+from model.encoders import emotion2vec
 from model.encoders.base import FrameEncoder, FrameSpec
 from model.encoders.paralinguistic import WaveformFrames, conv_frame_spec
 from model.encoders.speech import WhisperFrames, whisper_frame_spec, whisper_spec_from_path
@@ -67,7 +68,30 @@ def _waveform_kind(name: str, model_type: str, lora_targets: tuple[str, ...] = (
     return EncoderKind(name=name, build=build, frame_spec=spec, lora_targets=lora_targets)
 
 
+def _emotion2vec_config(cfg: ParalinguisticEncoderConfig) -> emotion2vec.Emotion2vecConfig:
+    if cfg.init is not None:
+        return emotion2vec.Emotion2vecConfig(**cfg.init)
+    return emotion2vec.read_config(resolve_path(cfg.path))
+
+
+def _emotion2vec_build(cfg: ParalinguisticEncoderConfig, sample_rate: int) -> FrameEncoder:
+    if cfg.init is not None:
+        return emotion2vec.Emotion2vecFrames(emotion2vec.Emotion2vec(_emotion2vec_config(cfg)), sample_rate)
+    return emotion2vec.Emotion2vecFrames.from_pretrained(resolve_path(cfg.path), sample_rate)
+
+
+def _emotion2vec_spec(cfg: ParalinguisticEncoderConfig, sample_rate: int) -> FrameSpec:
+    return emotion2vec.frame_spec(_emotion2vec_config(cfg), sample_rate)
+
+
 register(EncoderKind(name="whisper", build=_whisper_build, frame_spec=_whisper_spec))
+# emotion2vec / emotion2vec+ (the paper's encoder): `path` is a folder written by
+# model/encoders/emotion2vec_convert.py; it normalises the waveform itself (config.normalize).
+register(
+    EncoderKind(
+        name="emotion2vec", build=_emotion2vec_build, frame_spec=_emotion2vec_spec, lora_targets=("qkv", "out_proj")
+    )
+)
 register(_waveform_kind("wavlm", "wavlm", lora_targets=("intermediate_dense", "output_dense")))
 register(_waveform_kind("hubert", "hubert"))
 register(_waveform_kind("wav2vec2", "wav2vec2"))

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 from transformers import WhisperConfig
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
@@ -82,6 +83,11 @@ class WhisperFrames(FrameEncoder):
         self.spec = whisper_frame_spec(encoder.config)
         self.hidden_size = encoder.config.d_model
         self.num_hidden_states = encoder.config.encoder_layers + 1
+        self.gradient_checkpointing = False
+
+    def gradient_checkpointing_enable(self) -> None:
+        """Recompute each layer in backward when the encoder trains (memory for time)."""
+        self.gradient_checkpointing = True
 
     @classmethod
     def from_pretrained(cls, path: str) -> WhisperFrames:
@@ -122,8 +128,9 @@ class WhisperFrames(FrameEncoder):
             mask = torch.zeros(keep.shape, dtype=x.dtype, device=x.device)
             mask = mask.masked_fill(~keep, torch.finfo(x.dtype).min)[:, None, None, :]  # (B, 1, 1, T) additive
         states = [x]
+        recompute = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for layer in enc.layers:
-            x = layer(x, mask)
+            x = checkpoint(layer, x, mask, use_reentrant=False) if recompute else layer(x, mask)
             if all_layers:
                 states.append(x)
         x = enc.layer_norm(x)

@@ -381,7 +381,8 @@ def _default_item_type():
 
 
 def _enable_gradient_checkpointing(model) -> None:
-    """Recompute decoder layers in backward (non-reentrant: works with frozen input embeddings)."""
+    """Recompute decoder layers (and the blocks of trainable encoders) in backward (non-reentrant:
+    works with frozen input embeddings)."""
     target = model if hasattr(model, "gradient_checkpointing_enable") else getattr(model, "decoder", None)
     if target is None or not hasattr(target, "gradient_checkpointing_enable"):
         raise PreflightError("gradient_checkpointing: true, but the model has no gradient_checkpointing_enable()")
