@@ -6,6 +6,7 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import missing
 
 from model.baseline import BaselineConfig, run_baseline
 from model.eval.report import load_summary
@@ -62,7 +63,7 @@ def test_encoder_probe_on_the_demo_corpus(tmp_path, capsys):
     try:
         wheel_model_dir()
     except FileNotFoundError as err:
-        pytest.skip(str(err))
+        missing(str(err))
     result = run_baseline(BaselineConfig(dataset="demo", features="encoder"), tmp_path)
     assert result.metrics.n == 36 and result.n_train == 72 and not result.rejects
     assert len(result.feature_names) == 2 * 384 and result.feature_names[0] == "layer2.mean0"

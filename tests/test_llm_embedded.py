@@ -8,6 +8,7 @@ from typing import Literal
 
 import pytest
 import torch
+from conftest import missing
 from pydantic import BaseModel, ConfigDict
 
 from pipeline.llm import embedded
@@ -80,7 +81,7 @@ def test_embedded_model_writes_schema_valid_json():
     try:
         embedded.gguf_path()
     except embedded.EmbeddedModelMissing as e:
-        pytest.skip(str(e))
+        missing(str(e))
     threads = torch.get_num_threads()
     client = make_client(LLMConfig(backend="transformers", model="embedded", batch_size=2, threads=1))
     lines = ["I hate you! Get out of my house!", "We won! This is the best day of my life!"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import missing
 
 from model.config import AudioLLMConfig
 
@@ -67,7 +68,7 @@ def test_tiny_config_counts_tokens_from_the_embedded_whisper():
     try:
         wheel_model_dir()
     except FileNotFoundError as err:
-        pytest.skip(str(err))
+        missing(str(err))
     cfg = _model_section("tiny.yaml")
     counter = token_counter(cfg)  # converts tiny.en into the cache on first use
     # 4 s: 400 mel frames -> 200 Whisper frames -> 14 speech tokens (groups of 15) and, from the

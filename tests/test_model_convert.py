@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import missing
 
 from model.convert_whisper_ct2 import read_ct2, wheel_model_dir
 
@@ -26,7 +27,7 @@ def converted():
     try:
         wheel_model_dir()
     except FileNotFoundError as err:
-        pytest.skip(str(err))
+        missing(str(err))
     from model.convert_whisper_ct2 import converted_dir
 
     return converted_dir()  # the shared cache: converting once per machine is the point
@@ -36,7 +37,7 @@ def test_reader_resolves_aliases_and_shapes():
     try:
         tensors = read_ct2(wheel_model_dir() / "model.bin")
     except FileNotFoundError as err:
-        pytest.skip(str(err))
+        missing(str(err))
     assert tensors["decoder/projection/weight"] is tensors["decoder/embeddings/weight"]
     assert tensors["encoder/conv1/weight"].shape == (384, 80, 3)
     assert tensors["encoder/layer_0/self_attention/linear_0/weight"].shape == (3 * 384, 384)
@@ -48,7 +49,7 @@ def test_converted_tiny_en_transcribes_a_demo_clip(converted):
 
     rows = {r["id"]: r for r in map(json.loads, (DEMO / "utterances.jsonl").read_text().splitlines())}
     if CLIP_ID not in rows or not (DEMO / rows[CLIP_ID]["file"]).is_file():
-        pytest.skip("demo corpus clip missing")
+        missing("demo corpus clip missing")
     wave, sr = sf.read(DEMO / rows[CLIP_ID]["file"], dtype="float32")
     assert sr == 16_000
     model = WhisperForConditionalGeneration.from_pretrained(converted).eval()
