@@ -113,6 +113,20 @@ def test_failed_requests_stop_the_run_with_exit_1_and_the_rerun_reasks_exactly_t
         assert len(verified) == 12 and verified["error"].isna().all()
 
 
+def test_data_takes_the_clients_timeout_concurrency_and_seed_as_flags(tmp_path):
+    import yaml
+
+    from pipeline.cli import main
+
+    out = tmp_path / "run"
+    with ScriptedServer() as server:
+        argv = [*_argv(server.url, out), "--limit", "2", "--concurrency", "3", "--timeout", "600", "--seed", "7"]
+        assert main(argv) == 0
+    resolved = yaml.safe_load((out / "data.config.yaml").read_text())["generate"]
+    assert resolved["llm"]["concurrency"] == 3 and resolved["llm"]["timeout_s"] == 600
+    assert resolved["sampling"]["seed"] == 7 and server.requests_seen[0].body["seed"] == 7
+
+
 def test_allow_partial_goes_on_and_exits_0_and_the_next_run_still_reasks(tmp_path, capsys):
     from pipeline.cli import main
 
