@@ -12,7 +12,6 @@ Anything that cannot be measured is None with a flag saying why; nothing here re
 from __future__ import annotations
 
 import math
-import re
 from enum import Enum
 
 import numpy as np
@@ -21,6 +20,7 @@ from parselmouth.praat import call
 from pydantic import Field
 
 from pipeline.audio import SAMPLE_RATE
+from pipeline.plausible import count_syllables, count_words
 from pipeline.records import Record
 
 MEASURE_VERSION = "1"  # bump when a measure's definition changes: cached raw measures are recomputed
@@ -121,25 +121,6 @@ def clipped_share(x: np.ndarray) -> float:
     flat = np.abs(np.diff(x)) <= PLATEAU_TOLERANCE * peak
     near = np.abs(x[1:]) >= NEAR_PEAK * peak
     return float(np.count_nonzero(flat & near)) / x.size
-
-
-def count_syllables(text: str | None) -> int | None:
-    """Syllables of an English transcript by vowel groups (silent final 'e' dropped); None without words."""
-    words = re.findall(r"[a-z]+", (text or "").lower())
-    if not words:
-        return None
-    total = 0
-    for word in words:
-        groups = len(re.findall(r"[aeiouy]+", word))
-        if word.endswith("e") and not word.endswith(("le", "ee", "ye")) and groups > 1:
-            groups -= 1
-        total += max(groups, 1)
-    return total
-
-
-def count_words(text: str | None) -> int | None:
-    words = re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)?", text or "")
-    return len(words) or None
 
 
 def theil_sen_slope(t: np.ndarray, y: np.ndarray) -> float:
