@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipeline.acoustic import AcousticProfile, compute_profiles, load_profiles
+from pipeline.commands import reject_lines
 from pipeline.config import write_resolved
 from pipeline.corpora import CorpusConfig, corpora_for_run
 from pipeline.datasets import load_dataset
@@ -38,6 +40,7 @@ from pipeline.llm.config import LLMConfig
 from pipeline.parquet import read_records, write_records
 from pipeline.prompts import PROMPTS_DIR
 from pipeline.records import Reject, Utterance
+from pipeline.splits import plan_splits
 from pipeline.verify import VerifyConfig
 from pipeline.verify_file import verify_file
 
@@ -146,19 +149,35 @@ def fingerprint(step: Step) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _read_stamp(stamp: Path) -> str | None:
+    """The digest a finished step recorded; None when there is none or it cannot be read (a stamp
+    cut short by a crash means "not done", never an error)."""
+    try:
+        return json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_stamp(stamp: Path, digest: str) -> None:
+    """Write-then-rename: a kill leaves the old stamp or the new one, never half of one."""
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    tmp = stamp.with_name(f".{stamp.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(digest))
+    os.replace(tmp, stamp)
+
+
 def run_step(step: Step, stamps: Path) -> bool:
     """Run ``step`` unless it is up to date; True when it did work."""
     stamp = stamps / f"{step.name}.json"
     digest = fingerprint(step)
-    if all(p.exists() for p in step.outputs) and stamp.is_file() and json.loads(stamp.read_text()) == digest:
+    if all(p.exists() for p in step.outputs) and _read_stamp(stamp) == digest:
         print(f"[{step.name}] up to date, skipped", flush=True)
         return False
     print(f"[{step.name}] running", flush=True)
     start = time.perf_counter()
     summary = step.action()
     print(f"[{step.name}] {summary} ({time.perf_counter() - start:.1f} s)", flush=True)
-    stamps.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(json.dumps(digest))
+    _write_stamp(stamp, digest)
     return True
 
 
@@ -176,12 +195,24 @@ def build_steps(cfg: DataConfig) -> list[Step]:
     def utts() -> list[Utterance]:
         return read_records(utterances, Utterance)
 
+    def usable() -> list[Utterance]:
+        """The utterances whose audio the profile step did not reject: a rejected one (unreadable,
+        NaN or silent audio) reaches no later output; the corpora's rejects say why."""
+        rejected = profiles_dir / "rejects.parquet"
+        quarantined = {r.record_id for r in read_records(rejected, Reject)} if rejected.is_file() else set()
+        return [u for u in utts() if u.id not in quarantined]
+
     def adapters() -> str:
         result = load_dataset(cfg.dataset, cfg.root, cfg.protocol, **cfg.options)
+        # The corpora step cuts the splits last; a split it cannot honour must stop the run here,
+        # before any audio is measured or any teacher asked.
+        plan_splits(result.utterances, cfg.corpus.test_session, cfg.corpus.dev_session, cfg.corpus.guard)
         write_records(result.utterances, utterances, Utterance)
         write_records(result.rejects, out / ADAPTER_REJECTS, Reject)
         for notice in getattr(result, "notices", []):
             print(f"  note: {notice}")
+        for line in reject_lines(result.rejects, str(out / ADAPTER_REJECTS)):
+            print(line)
         return f"{len(result.utterances)} utterances, {len(result.rejects)} rejects"
 
     def profile() -> str:
@@ -191,6 +222,8 @@ def build_steps(cfg: DataConfig) -> list[Step]:
             write_records([], profiles_file, AcousticProfile)
             return "no audio in this dataset: no profiles"
         run = compute_profiles(utterances_, profiles_dir, workers=cfg.workers, progress=True)
+        for line in reject_lines(run.rejects, str(profiles_dir / "rejects.parquet")):
+            print(line)
         return (
             f"{len(run.profiles)} profiles ({run.measured} measured, {run.cached} cached), {len(run.rejects)} rejects"
         )
@@ -200,11 +233,11 @@ def build_steps(cfg: DataConfig) -> list[Step]:
         return found or None
 
     def stage_one() -> str:
-        run = generate(utts(), profiles_or_none(), cfg.generate, out)
+        run = generate(usable(), profiles_or_none(), cfg.generate, out)
         return run.summary()
 
     def stage_two() -> str:
-        utterances_, profiles = utts(), profiles_or_none()
+        utterances_, profiles = usable(), profiles_or_none()
         blind = None
         if cfg.verify.blind:
             answers = generate_blind(utterances_, profiles, cfg.generate, out)
@@ -240,7 +273,7 @@ def build_steps(cfg: DataConfig) -> list[Step]:
         Step("verify", [utterances, profiles_file, generations], [verified], cfg.verify, stage_two),
         Step(
             "corpora",
-            [utterances, verified, *prompt_files],
+            [utterances, verified, profiles_dir / "rejects.parquet", *prompt_files],
             [out / "corpora"],
             cfg.corpus.model_dump(mode="json") | {"hf": cfg.hf_export},
             corpora,

@@ -20,7 +20,7 @@ from parselmouth.praat import call
 from pydantic import Field
 
 from pipeline.audio import SAMPLE_RATE
-from pipeline.plausible import count_syllables, count_words
+from pipeline.plausible import LEVEL_RANGE_DBFS, RATE_RANGE_SPS, count_syllables, count_words
 from pipeline.records import Record
 
 MEASURE_VERSION = "1"  # bump when a measure's definition changes: cached raw measures are recomputed
@@ -68,6 +68,8 @@ class ProfileFlag(str, Enum):
     unvoiced = "unvoiced"  # under MIN_VOICED_FRAMES voiced frames: no pitch or voice quality
     clipped = "clipped"  # clipping plateaus: voice quality is None, loudness reads low
     short_voicing = "short_voicing"  # voiced, but too little for jitter/shimmer/HNR
+    implausible_rate = "implausible_rate"  # speaking rate outside plausible.RATE_RANGE_SPS: dropped
+    implausible_level = "implausible_level"  # speech level outside plausible.LEVEL_RANGE_DBFS: dropped
 
 
 class Measurements(Record):
@@ -245,3 +247,20 @@ def measure_signal(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, transcri
     if words is not None:
         values["words_per_s"] = words / speech_s
     return Measurements(duration_s=duration, **values, flags=[f.value for f in flags])
+
+
+def screen(m: Measurements) -> Measurements:
+    """``m`` with every measure outside its plausible range (pipeline/plausible.py) set to None and
+    flagged: such a number comes from a broken file or a transcript that is not this clip's, and a
+    cue made from it ("speaking very fast" at 1,351 syllables/s) would be false."""
+    update: dict[str, object] = {}
+    flags = list(m.flags)
+    low, high = RATE_RANGE_SPS
+    if m.speaking_rate_sps is not None and not low <= m.speaking_rate_sps <= high:
+        update |= {"speaking_rate_sps": None, "speaking_rate_source": None, "words_per_s": None}
+        flags.append(ProfileFlag.implausible_rate.value)
+    low, high = LEVEL_RANGE_DBFS
+    if m.intensity_db is not None and not low <= m.intensity_db <= high:
+        update["intensity_db"] = None
+        flags.append(ProfileFlag.implausible_level.value)
+    return m.model_copy(update=update | {"flags": flags}) if update else m

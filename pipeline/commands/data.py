@@ -22,6 +22,7 @@ from pipeline.config import load_config
 from pipeline.data_run import DataConfig, run_data
 from pipeline.datasets import DATASETS
 from pipeline.generate import STYLE_TEMPLATES
+from pipeline.splits import SplitError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,5 +71,9 @@ def run(args: argparse.Namespace) -> int:
     except (ValidationError, ValueError, OSError) as err:
         print(f"emoreason data: bad configuration: {err}", file=sys.stderr)
         return 2
-    run_data(cfg)
+    try:
+        run_data(cfg)
+    except SplitError as err:  # raised by the adapters step, before any expensive step ran
+        print(f"emoreason data: {err}", file=sys.stderr)
+        return 2
     return 0
