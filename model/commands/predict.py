@@ -53,6 +53,7 @@ def _fail(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from model.audiollm import CheckpointError
     from model.eval.run import resolve_checkpoint
     from pipeline.audio import SAMPLE_RATE, AudioError, load_audio
     from pipeline.labels import protocol
@@ -79,7 +80,10 @@ def run(args: argparse.Namespace) -> int:
         predictions.append(prediction)
 
     if waves:
-        _answer(waves, checkpoint, proto, args)
+        try:
+            _answer(waves, checkpoint, proto, args)
+        except CheckpointError as err:
+            return _fail(f"refusing checkpoint: {err}")
     _print(predictions, args.json)
     return 1 if any(p.error for p in predictions) else 0
 
