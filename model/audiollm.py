@@ -26,7 +26,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from model.adapters import Adapter, TokenCounter, build_counter
 from model.batch import IGNORE_INDEX, Batch
-from model.config import AudioLLMConfig, LoraConfig
+from model.config import AudioLLMConfig, CheckpointError, LoraConfig
 from model.embedded import resolve_path
 from model.encoders.base import FrameEncoder
 from model.encoders.paralinguistic import LayerSelector
@@ -36,10 +36,6 @@ from model.fusion import fuse
 
 GROUPS = ("speech_encoder", "speech_adapter", "emotion_encoder", "emotion_adapter", "lora")
 CONFIG_FILE, WEIGHTS_FILE = "audiollm_config.json", "audiollm.safetensors"
-
-
-class CheckpointError(ValueError):
-    """A folder that does not hold a loadable AudioLLM; the message is one line saying why."""
 
 
 def _first_line(err: Exception) -> str:

@@ -54,7 +54,7 @@ def _fail(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from model.audiollm import CheckpointError
+    from model.config import CheckpointError
     from model.eval.run import resolve_checkpoint
     from pipeline.audio import SAMPLE_RATE, AudioError, load_audio
     from pipeline.labels import protocol
