@@ -44,6 +44,9 @@ def test_silence_is_rejected_and_impossible_measures_make_no_cue(tmp_path):
     # A transcript that cannot be this clip's (the adapter would have rejected it; the profile must
     # not believe it either): thousands of syllables a second.
     utts.append(utterance(tmp_path / "v0.wav", "talking " * 1250, "t/wordy"))
+    # Float audio never normalised: samples far beyond full scale, a level no microphone gives.
+    sf.write(tmp_path / "hot.wav", 30 * voice(2.0, 150, 99), RATE, subtype="FLOAT")
+    utts.append(utterance(tmp_path / "hot.wav", "Kids are talking by the door.", "t/hot"))
     sf.write(tmp_path / "quiet.wav", np.zeros(RATE * 2, np.float32), RATE)
     utts.append(utterance(tmp_path / "quiet.wav", "Kids are talking by the door.", "t/quiet"))
 
@@ -54,7 +57,9 @@ def test_silence_is_rejected_and_impossible_measures_make_no_cue(tmp_path):
     assert wordy.cue_of(Measure.speaking_rate) is None
     normal = next(p for p in run.profiles if p.utterance_id == "t/v3")
     assert normal.speaking_rate_sps is not None and not normal.flags
-    assert run.summary()["flags"] == {"implausible_rate": 1}
+    hot = next(p for p in run.profiles if p.utterance_id == "t/hot")
+    assert hot.intensity_db is None and "implausible_level" in hot.flags and hot.cue_of(Measure.loudness) is None
+    assert run.summary()["flags"] == {"implausible_rate": 1, "implausible_level": 1}
 
 
 WORKER_SCRIPT = textwrap.dedent(
