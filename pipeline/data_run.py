@@ -206,7 +206,8 @@ def build_steps(cfg: DataConfig) -> list[Step]:
         result = load_dataset(cfg.dataset, cfg.root, cfg.protocol, **cfg.options)
         # The corpora step cuts the splits last; a split it cannot honour must stop the run here,
         # before any audio is measured or any teacher asked.
-        plan_splits(result.utterances, cfg.corpus.test_session, cfg.corpus.dev_session, cfg.corpus.guard)
+        plan = plan_splits(result.utterances, cfg.corpus.test_session, cfg.corpus.dev_session, cfg.corpus.guard)
+        plan.check_utterances(result.utterances)
         write_records(result.utterances, utterances, Utterance)
         write_records(result.rejects, out / ADAPTER_REJECTS, Reject)
         for notice in getattr(result, "notices", []):

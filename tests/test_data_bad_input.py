@@ -162,16 +162,23 @@ def test_a_stamp_cut_in_half_means_not_done(tmp_path, monkeypatch, capsys):
         assert stamp.read_text() == good
 
 
-def test_a_split_the_corpora_cannot_cut_stops_the_run_before_any_work(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("splits", "said"),
+    [(["holdout"], "'holdout'"), (["train", "test"], "speaker 's' of demo has utterances in the test split")],
+)
+def test_a_split_the_corpora_cannot_cut_stops_the_run_before_any_work(tmp_path, capsys, splits, said):
     root = tmp_path / "demo"
     (root / "audio").mkdir(parents=True)
     sf.write(root / "audio" / "a.wav", voice(2.0, 150, 0), RATE)
     (root / "utterances.jsonl").write_text(
-        '{"id": "a", "speaker": "s", "gender": "male", "split": "holdout", "transcript": "Hi.", '
-        '"emotion": "sad", "file": "audio/a.wav"}\n'
+        "".join(
+            f'{{"id": "a{i}", "speaker": "s", "gender": "male", "split": "{split}", "transcript": "Hi.", '
+            '"emotion": "sad", "file": "audio/a.wav"}\n'
+            for i, split in enumerate(splits)
+        )
     )
     out = tmp_path / "run"
     assert main(["data", "--dataset", "demo", "--root", str(root), "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "'holdout'" in err and len(err.strip().splitlines()) == 1
+    assert said in err and len(err.strip().splitlines()) == 1
     assert not (out / "profiles").exists() and not (out / "utterances.parquet").exists()

@@ -22,7 +22,7 @@ from pipeline.config import load_config
 from pipeline.data_run import DataConfig, run_data
 from pipeline.datasets import DATASETS
 from pipeline.generate import STYLE_TEMPLATES
-from pipeline.splits import SplitError
+from pipeline.splits import LeakageError, SplitError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         run_data(cfg)
-    except SplitError as err:  # raised by the adapters step, before any expensive step ran
+    except (SplitError, LeakageError) as err:  # raised by the adapters step, before any expensive step ran
         print(f"emoreason data: {err}", file=sys.stderr)
         return 2
     return 0
