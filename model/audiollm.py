@@ -18,13 +18,15 @@ from pathlib import Path
 import torch
 from peft import LoraConfig as PeftLoraConfig
 from peft import inject_adapter_in_model
+from pydantic import ValidationError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from model.adapters import Adapter, TokenCounter, build_counter
 from model.batch import IGNORE_INDEX, Batch
-from model.config import AudioLLMConfig, LoraConfig
+from model.config import AudioLLMConfig, CheckpointError, LoraConfig
 from model.embedded import resolve_path
 from model.encoders.base import FrameEncoder
 from model.encoders.paralinguistic import LayerSelector
@@ -34,6 +36,16 @@ from model.fusion import fuse
 
 GROUPS = ("speech_encoder", "speech_adapter", "emotion_encoder", "emotion_adapter", "lora")
 CONFIG_FILE, WEIGHTS_FILE = "audiollm_config.json", "audiollm.safetensors"
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    if isinstance(err, ValidationError):  # "1 validation error for X\nfield\n  message": say field and message
+        first = err.errors()[0]
+        text = f"{'.'.join(str(p) for p in first['loc']) or 'file'}: {first['msg']}"
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 LORA_MARKER = "lora_"  # peft names every LoRA parameter lora_A / lora_B / lora_embedding_*
 
 
@@ -362,13 +374,25 @@ class AudioLLM(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> AudioLLM:
+        """Load a saved model. A folder that is not one (config not JSON or not this schema, weights
+        missing or not safetensors, encoders its config names that cannot be loaded) raises
+        CheckpointError with a one-line reason."""
         directory = Path(directory)
-        config = AudioLLMConfig.model_validate_json((directory / CONFIG_FILE).read_text())
-        model = cls(config)
-        state = load_file(directory / WEIGHTS_FILE)
+        try:
+            config = AudioLLMConfig.model_validate_json((directory / CONFIG_FILE).read_text())
+        except (OSError, ValidationError) as err:
+            raise CheckpointError(f"{directory / CONFIG_FILE}: not an AudioLLM config: {_first_line(err)}") from err
+        try:  # before building the model: a bad weights file is found without loading the encoders
+            state = load_file(directory / WEIGHTS_FILE)
+        except (OSError, SafetensorError) as err:
+            raise CheckpointError(f"{directory / WEIGHTS_FILE}: not a safetensors file: {_first_line(err)}") from err
+        try:
+            model = cls(config)
+        except (OSError, ValueError) as err:
+            raise CheckpointError(f"{directory}: cannot build the model its config names: {_first_line(err)}") from err
         expected = set(model._owned_state())
         if set(state) != expected:
-            raise ValueError(
+            raise CheckpointError(
                 f"{directory}: checkpoint does not match its config: missing {sorted(expected - set(state))[:5]}, "
                 f"unexpected {sorted(set(state) - expected)[:5]}"
             )

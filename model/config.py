@@ -17,6 +17,11 @@ Grouping = Literal["stack", "mean"]
 FreezeMode = Literal["frozen", "full", "lora"]
 
 
+class CheckpointError(ValueError):
+    """A folder that does not hold a loadable AudioLLM (AudioLLM.from_pretrained); the message is
+    one line saying why. Here, not in model/audiollm.py, so commands can catch it without torch."""
+
+
 class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -9,6 +9,7 @@ a record silently.
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -68,11 +69,23 @@ def load_audio(path: str | Path, start_s: float | None = None, end_s: float | No
 
 
 def audio_duration(path: str | Path) -> tuple[float, int]:
-    """(duration in seconds, native sample rate) from the header, without decoding."""
+    """(duration in seconds, native sample rate) from the header, without decoding.
+
+    A WAV file cut short (its header declares more audio than the file holds) is an AudioError
+    ``truncated_audio``: libsndfile quietly reads what is there, and a transcript of the whole
+    clip over half its audio makes a false "speaking fast" cue."""
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as err:
         return _duration_av(Path(path), soundfile_error=err)
+    declared = wav_declared_frames(path)
+    if declared is not None and declared > info.frames:
+        raise AudioError(
+            path,
+            "truncated_audio",
+            f"header declares {declared / info.samplerate:.2f} s, the file holds {info.frames / info.samplerate:.2f} s "
+            "(cut short while copying?)",
+        )
     return info.frames / info.samplerate, info.samplerate
 
 
@@ -145,3 +158,30 @@ def _decode_av(
         start = max(0, int(round(((start_s or 0.0) - first_s) * rate)))
         stop = int(round((end_s - first_s) * rate)) if end_s is not None else None
         return np.ascontiguousarray(samples[start:stop]), rate
+
+
+# Streaming writers that do not know the length put 0 or 0xFFFFFFFF in the data chunk's size.
+_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+
+
+def wav_declared_frames(path: str | Path) -> int | None:
+    """Frames a RIFF/WAVE header declares in its data chunk; None for other formats or an unknown size."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        block_align = None
+        while header := f.read(8):
+            if len(header) < 8:
+                return None
+            chunk, size = header[:4], struct.unpack("<I", header[4:])[0]
+            if chunk == b"fmt ":
+                fmt = f.read(size + size % 2)
+                block_align = struct.unpack("<H", fmt[12:14])[0] if len(fmt) >= 14 else None
+            elif chunk == b"data":
+                if size in _UNKNOWN_SIZES or not block_align:
+                    return None
+                return size // block_align
+            else:
+                f.seek(size + size % 2, 1)  # chunks are word-aligned
+    return None

@@ -128,9 +128,15 @@ def _selected_rationales(records: Iterable[VerifiedRecord], style: str | None) -
 
 
 def build_corpus(
-    utterances: Iterable[Utterance], verified: Iterable[VerifiedRecord], config: CorpusConfig | None = None
+    utterances: Iterable[Utterance],
+    verified: Iterable[VerifiedRecord],
+    config: CorpusConfig | None = None,
+    quarantine: Iterable[Reject] = (),
 ) -> CorpusBuild:
+    """``quarantine``: rejects of earlier steps (the profile's unreadable or silent audio); their
+    utterances make no example and are rejects here too, with the reason they were rejected for."""
     config = config or CorpusConfig()
+    quarantined = {r.record_id: r for r in quarantine}
     utterances = list(utterances)
     by_id = {u.id: u for u in utterances}
     if len(by_id) != len(utterances):
@@ -149,6 +155,12 @@ def build_corpus(
             )
 
     for u in utterances:
+        if u.id in quarantined:
+            why = quarantined[u.id]
+            build.reject(u.id, u.dataset, why.reason, f"rejected by the {why.stage} step: {why.detail}", why.source)
+            for r in rationales.get(u.id, []):
+                build.reject(r.id, r.dataset, why.reason, f"rationale of {u.id}, rejected by the {why.stage} step")
+            continue
         if u.audio_path is None:
             made = ", ".join(sorted(t.value for t in tasks))
             build.reject(u.id, u.dataset, "no_audio", f"no audio: cannot make speech examples ({made})", u.transcript)
@@ -265,6 +277,7 @@ def write_corpus(
 
 UTTERANCES_FILE = "utterances.parquet"
 VERIFIED_FILE = "verified.parquet"
+PROFILE_REJECTS_FILE = "profiles/rejects.parquet"  # utterances whose audio the profile step rejected
 CORPORA_DIR = "corpora"
 HF_DIR = "hf"
 
@@ -272,15 +285,18 @@ HF_DIR = "hf"
 def corpora_for_run(
     run_dir: str | Path, config: CorpusConfig | None = None, hf: bool = True, repo_id: str | None = None
 ) -> CorpusBuild:
-    """``make data``'s last step: run_dir/utterances.parquet (+ verified.parquet) -> corpora/ and hf/."""
+    """``make data``'s last step: run_dir/utterances.parquet (+ verified.parquet) -> corpora/ and hf/.
+    Utterances that profiles/rejects.parquet rejects (unreadable, NaN or silent audio) are left out."""
     run_dir = Path(run_dir)
     config = config or CorpusConfig()
     utterances_path, verified_path = run_dir / UTTERANCES_FILE, run_dir / VERIFIED_FILE
     if not utterances_path.is_file():
         raise FileNotFoundError(f"{utterances_path} not found: run the adapters first")
     verified = iter_records(verified_path, VerifiedRecord) if verified_path.is_file() else ()
+    rejected_audio = run_dir / PROFILE_REJECTS_FILE
+    quarantine = read_records(rejected_audio, Reject) if rejected_audio.is_file() else []
     # The table's audio paths stay as stored (relative to the run's roots): building needs no audio.
-    build = build_corpus(read_records(utterances_path, Utterance), verified, config)
+    build = build_corpus(read_records(utterances_path, Utterance), verified, config, quarantine)
     write_corpus(build, run_dir / CORPORA_DIR, config, read_roots(run_dir))
     if hf:
         from pipeline.hf_export import export_hf

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.acoustic import AcousticProfile, compute_profiles, load_profiles
 from pipeline.audio_roots import portable, read_roots, resolved, roots_for, write_roots
+from pipeline.commands import reject_lines
 from pipeline.config import load_config, user_settings, write_resolved
 from pipeline.corpora import CorpusConfig, corpora_for_run
 from pipeline.datasets import load_dataset
@@ -41,6 +42,7 @@ from pipeline.llm.embedded import EMBEDDED
 from pipeline.parquet import read_records, write_records
 from pipeline.prompts import PROMPTS_DIR
 from pipeline.records import Reject, Utterance
+from pipeline.splits import plan_splits
 from pipeline.verify import VerifyConfig
 from pipeline.verify_file import verify_file
 
@@ -222,14 +224,27 @@ def build_steps(cfg: DataConfig) -> list[Step]:
         # Missing files are the profile step's rejects, not an error here.
         return resolved(read_records(utterances, Utterance), read_roots(out), where=utterances, check=False)
 
+    def usable() -> list[Utterance]:
+        """The utterances whose audio the profile step did not reject: a rejected one (unreadable,
+        NaN or silent audio) reaches no later output; the corpora's rejects say why."""
+        rejected = profiles_dir / "rejects.parquet"
+        quarantined = {r.record_id for r in read_records(rejected, Reject)} if rejected.is_file() else set()
+        return [u for u in utts() if u.id not in quarantined]
+
     def adapters() -> str:
         result = load_dataset(cfg.dataset, cfg.root, cfg.protocol, **cfg.options)
+        # The corpora step cuts the splits last; a split it cannot honour must stop the run here,
+        # before any audio is measured or any teacher asked.
+        plan = plan_splits(result.utterances, cfg.corpus.test_session, cfg.corpus.dev_session, cfg.corpus.guard)
+        plan.check_utterances(result.utterances)
         roots = roots_for(result.utterances, result.audio_root)
         write_roots(roots, out)
         write_records(portable(result.utterances, roots), utterances, Utterance)
         write_records(result.rejects, out / ADAPTER_REJECTS, Reject)
         for notice in getattr(result, "notices", []):
             print(f"  note: {notice}")
+        for line in reject_lines(result.rejects, str(out / ADAPTER_REJECTS)):
+            print(line)
         return f"{len(result.utterances)} utterances, {len(result.rejects)} rejects"
 
     def profile() -> str:
@@ -239,6 +254,8 @@ def build_steps(cfg: DataConfig) -> list[Step]:
             write_records([], profiles_file, AcousticProfile)
             return "no audio in this dataset: no profiles"
         run = compute_profiles(utterances_, profiles_dir, workers=cfg.workers, progress=True)
+        for line in reject_lines(run.rejects, str(profiles_dir / "rejects.parquet")):
+            print(line)
         return (
             f"{len(run.profiles)} profiles ({run.measured} measured, {run.cached} cached), {len(run.rejects)} rejects"
         )
@@ -248,7 +265,7 @@ def build_steps(cfg: DataConfig) -> list[Step]:
         return found or None
 
     def stage_one() -> StepResult:
-        run = generate(utts(), profiles_or_none(), cfg.generate, out)
+        run = generate(usable(), profiles_or_none(), cfg.generate, out)
         failed = run.failed_requests()
         if not failed:
             return StepResult(run.summary())
@@ -262,7 +279,7 @@ def build_steps(cfg: DataConfig) -> list[Step]:
         )
 
     def stage_two() -> str:
-        utterances_, profiles = utts(), profiles_or_none()
+        utterances_, profiles = usable(), profiles_or_none()
         blind = None
         if cfg.verify.blind:
             answers = generate_blind(utterances_, profiles, cfg.generate, out)
@@ -298,7 +315,7 @@ def build_steps(cfg: DataConfig) -> list[Step]:
         Step("verify", [utterances, profiles_file, generations], [verified], cfg.verify, stage_two),
         Step(
             "corpora",
-            [utterances, verified, *prompt_files],
+            [utterances, verified, profiles_dir / "rejects.parquet", *prompt_files],
             [out / "corpora"],
             cfg.corpus.model_dump(mode="json") | {"hf": cfg.hf_export},
             corpora,

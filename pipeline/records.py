@@ -75,6 +75,11 @@ class Reject(Record):
     detail: str = Field("", description="the full error message")
     source: str = Field("", description="the offending input (row, path), for the audit")
 
+    def line(self) -> str:
+        """One line for a terminal: where, which record, why."""
+        where = f"{self.source[:120]} " if self.source and self.source != self.record_id else ""
+        return f"{where}[{self.record_id}] {self.reason}: {self.detail}"
+
 
 # ---- acoustic cues: the shared vocabulary of stage one prompts and stage two checks ----
 

@@ -61,19 +61,30 @@ class SplitPlan:
 
     def check(self, example: TrainingExample, dialogue_id: str | None = None) -> None:
         """Raise LeakageError when a non-test example touches the test split."""
-        if example.split == "test":
+        what = f"{example.task.value} example {example.id!r}"
+        self._check(what, example.split, example.utterance_id, example.dataset, example.speaker, dialogue_id)
+
+    def check_utterances(self, utterances: Iterable[Utterance]) -> None:
+        """The same guard on the utterances themselves, so that a split that would leak stops a run
+        when the data set is loaded rather than when the corpora are cut, after generation."""
+        for u in utterances:
+            self._check(f"utterance {u.id!r}", self.assignment[u.id], u.id, u.dataset, u.speaker, u.dialogue_id)
+
+    def _check(
+        self, what: str, split: str, utterance_id: str, dataset: str, speaker: str, dialogue_id: str | None
+    ) -> None:
+        if split == "test":
             return
-        if example.utterance_id in self.test_ids:
+        if utterance_id in self.test_ids:
             raise LeakageError(
-                f"refusing to write {example.task.value} example {example.id!r} to {example.split}: "
-                f"utterance {example.utterance_id!r} belongs to the test split"
+                f"refusing to write {what} to {split}: utterance {utterance_id!r} belongs to the test split"
             )
-        unit = self.guard.get(example.dataset, "speaker")
-        value = {"speaker": example.speaker, "dialogue": dialogue_id}.get(unit)
-        if value is not None and _group(example.dataset, unit, value) in self.test_groups:
+        unit = self.guard.get(dataset, "speaker")
+        value = {"speaker": speaker, "dialogue": dialogue_id}.get(unit)
+        if value is not None and _group(dataset, unit, value) in self.test_groups:
             raise LeakageError(
-                f"refusing to write {example.task.value} example {example.id!r} to {example.split}: "
-                f"{unit} {value!r} of {example.dataset} has utterances in the test split "
+                f"refusing to write {what} to {split}: "
+                f"{unit} {value!r} of {dataset} has utterances in the test split "
                 "(splits must be speaker-independent; fix the split or choose another test fold)"
             )
 

@@ -105,3 +105,106 @@ def test_mp4_and_m4a_rows_are_read(tmp_path):
     assert span.duration_s == pytest.approx(1.0) and whole.duration_s == pytest.approx(0.75, abs=1e-3)
     assert peak_hz(load_audio(span.audio_path, span.start_s, span.end_s)) == pytest.approx(400.0, abs=3)
     assert len(load_audio(whole.audio_path)) == pytest.approx(0.75 * 16_000, abs=2)
+
+
+# ---- bad input: each row repaired or rejected on its own, naming its file and line ----
+
+
+def test_cp1252_bytes_are_read_per_row_and_undecodable_rows_rejected(clips):
+    lines = [
+        b"path,label,transcript",
+        b"clips/a.wav,sad,caf\xe9 au lait",  # cp1252 in a UTF-8 file: read as cp1252
+        b"clips/b.wav,sad,fine \xe2\x80\x94 UTF-8",
+        b"clips/a.wav,angry,bad \x81 byte",  # undefined in cp1252 as well: rejected, with its line
+    ]
+    (clips / "m.csv").write_bytes(b"\n".join(lines) + b"\n")
+    result = load_dataset("manifest", clips / "m.csv")
+    assert [u.transcript for u in result.utterances] == ["café au lait", "fine — UTF-8"]
+    (bad,) = result.rejects
+    assert (bad.reason, bad.source) == ("bad_encoding", "m.csv:4") and "\\x81" in bad.detail
+    assert any("m.csv:2" in n and "cp1252" in n for n in result.notices)
+
+
+def test_mojibake_in_a_manifest_is_repaired(clips):
+    rows = [dict(path="clips/a.wav", label="sad", transcript="I mustâ€™ve said it, cafÃ©.")]
+    pd.DataFrame(rows).to_csv(clips / "m.csv", index=False)
+    (u,) = load_dataset("manifest", clips / "m.csv").utterances
+    assert u.transcript == "I must’ve said it, café."
+    kept = load_dataset("manifest", clips / "m.csv", repair_text=False).utterances[0]
+    assert kept.transcript == rows[0]["transcript"]
+
+
+def test_empty_and_malformed_files_name_the_file_and_line(clips):
+    (clips / "empty.csv").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty\.csv is empty"):
+        load_dataset("manifest", clips / "empty.csv")
+    (clips / "m.csv").write_text('path,label\nclips/a.wav,sad\nclips/b.wav,sad,extra\n"clips/c.wav\n')
+    result = load_dataset("manifest", clips / "m.csv")
+    assert len(result.utterances) == 1
+    assert {r.source: r.reason for r in result.rejects} == {"m.csv:3": "bad_row", "m.csv:4": "bad_row"}
+    (clips / "m.jsonl").write_text('{"path": "clips/a.wav", "label": "sad"}\n{"path": oops}\n[1, 2]\n')
+    result = load_dataset("manifest", clips / "m.jsonl")
+    assert len(result.utterances) == 1
+    assert {r.source: r.reason for r in result.rejects} == {"m.jsonl:2": "bad_row", "m.jsonl:3": "bad_row"}
+
+
+def test_name_option_renames_the_dataset(clips, capsys):
+    from pipeline.cli import main
+
+    pd.DataFrame(ROWS).to_csv(clips / "m.csv", index=False)
+    result = load_dataset("manifest", clips / "m.csv", label_map=LABEL_MAP, name="mycorpus")
+    assert {u.dataset for u in result.utterances} == {"mycorpus"}
+    assert result.utterances[0].id == "mycorpus/clips/a.wav"
+    (clips / "labels.yaml").write_text("".join(f"{k}: {v}\n" for k, v in LABEL_MAP.items()))
+    args = [
+        "list",
+        "manifest",
+        "--root",
+        str(clips / "m.csv"),
+        "-o",
+        "name=mycorpus",
+        "-o",
+        f"label_map={clips}/labels.yaml",
+    ]
+    assert main(args) == 0
+    assert "manifest under protocol all: 2 utterances" in capsys.readouterr().out
+
+
+def test_unknown_split_is_a_row_reject(clips):
+    rows = [dict(path="clips/a.wav", label="sad", split="trian"), dict(path="clips/b.wav", label="sad", split="val")]
+    pd.DataFrame(rows).to_csv(clips / "m.csv", index=False)
+    result = load_dataset("manifest", clips / "m.csv")
+    assert [u.split for u in result.utterances] == ["val"]
+    (bad,) = result.rejects
+    assert (bad.reason, bad.source) == ("bad_split", "m.csv:2") and "'trian'" in bad.detail
+
+
+def test_implausible_clips_are_rejected(tmp_path):
+    noise = np.random.default_rng(0).normal(0, 0.1, 16000 * 4).astype(np.float32)
+    sf.write(tmp_path / "ok.wav", noise[: 16000 * 3], 16000)
+    sf.write(tmp_path / "blip.wav", noise[:800], 16000)  # 0.05 s
+    sf.write(tmp_path / "long.wav", np.zeros(16000 * 31, np.float32), 16000)
+    sf.write(tmp_path / "full.wav", noise, 16000, subtype="PCM_16")
+    data = (tmp_path / "full.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[: 44 + noise.size])  # header says 4 s, holds 2 s
+    rows = [
+        dict(path="ok.wav", label="sad", transcript="Kids are talking by the door."),
+        dict(path="blip.wav", label="sad", transcript="Oh."),
+        dict(path="long.wav", label="sad", transcript="Long."),
+        dict(path="cut.wav", label="sad", transcript="Kids are talking by the door."),
+        dict(path="ok.wav", label="sad", transcript="talking " * 1250, id="wordy"),
+        dict(path="ok.wav", label="sad", transcript="x", id="span", start=1.0, end=1.1),
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "m.csv", index=False)
+    result = load_dataset("manifest", tmp_path / "m.csv")
+    assert [u.id for u in result.utterances] == ["manifest/ok.wav"]
+    reasons = {r.source: r.reason for r in result.rejects}
+    assert reasons == {
+        "m.csv:3": "too_short_audio",
+        "m.csv:4": "too_long_audio",
+        "m.csv:5": "truncated_audio",
+        "m.csv:6": "transcript_too_long",
+        "m.csv:7": "too_short_audio",
+    }
+    cut = next(r for r in result.rejects if r.reason == "truncated_audio")
+    assert "declares 4.00 s" in cut.detail and "holds 2.00 s" in cut.detail

@@ -31,7 +31,7 @@ def make(root, names):
     for name in names:
         actor = root / f"Actor_{name[-2:]}"
         actor.mkdir(parents=True, exist_ok=True)
-        sf.write(actor / name, np.zeros(1600, np.float32), 48000)
+        sf.write(actor / name, np.zeros(48000, np.float32), 48000)  # 1 s: a plausible clip
 
 
 def test_options_and_rejects(tmp_path):
@@ -40,7 +40,7 @@ def test_options_and_rejects(tmp_path):
     (tmp_path / "Actor_04" / "03-01-04-02-02-01-04.wav").write_bytes(b"garbage")
     result = load_dataset("ravdess", tmp_path, test_actors=[1], dev_actors=[3])
     (u,) = result.utterances
-    assert (u.split, u.sample_rate, u.duration_s) == ("test", 48000, pytest.approx(1600 / 48000))
+    assert (u.split, u.sample_rate, u.duration_s) == ("test", 48000, pytest.approx(1.0))
     reasons = {r.record_id.split("/")[1]: r.reason for r in result.rejects}
     assert reasons == {
         "03-02-03-01-01-01-02": "song",

@@ -174,15 +174,21 @@ def test_checkpoint_is_whole_and_sharded_optimizer_per_process(runs):
     root, _, two = runs
     from safetensors.torch import load_file
 
+    from model.train.safe_state import load_state
+
     ckpt = root / "full" / "run" / "checkpoints" / "step-000012"
-    assert sorted(p.name for p in ckpt.iterdir()) == [
-        "optimizer-rank0.pt", "optimizer-rank1.pt", "rng-rank0.pt", "rng-rank1.pt", "trainable.safetensors",
-        "trainer_state.pt",
-    ]  # fmt: skip
+    state_files = [
+        f"{n}.{ext}"
+        for n in ("optimizer-rank0", "optimizer-rank1", "rng-rank0", "rng-rank1")
+        for ext in ("json", "safetensors")
+    ]
+    assert sorted(p.name for p in ckpt.iterdir()) == sorted(
+        [*state_files, "trainable.safetensors", "trainer_state.json", "trainer_state.safetensors"]
+    )
     tensors = load_file(ckpt / "trainable.safetensors")
     for name, tensor in tensors.items():  # whole tensors, equal to the trained weights
         np.testing.assert_array_equal(tensor.numpy(), np.array(two["weights"][name], dtype=np.float32), err_msg=name)
-    shards = [torch.load(ckpt / f"optimizer-rank{r}.pt", weights_only=False) for r in (0, 1)]
+    shards = [load_state(ckpt, f"optimizer-rank{r}") for r in (0, 1)]
     moments = [sum(s["exp_avg"].shape[0] for s in shard["state"].values()) for shard in shards]
     rows = sum(t.shape[0] for t in tensors.values())
     assert sum(moments) == rows and all(0 < m < rows for m in moments)  # each process holds a part

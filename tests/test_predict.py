@@ -89,3 +89,14 @@ def test_missing_audio_file_is_named(checkpoint, tmp_path, capsys):
     code, out, err = predict(capsys, str(missing), "--checkpoint", str(checkpoint), *ARGS)
     assert code == 1 and f"cannot use {missing}" in err and "missing_audio" in err
     assert "error: missing_audio" in out
+
+
+def test_a_clip_longer_than_the_window_says_what_the_model_heard(checkpoint, tmp_path, capsys):
+    long = tmp_path / "long.wav"
+    sf.write(long, (0.05 * np.random.default_rng(0).standard_normal(16_000 * 40)).astype(np.float32), 16_000)
+    code, out, err = predict(capsys, str(long), "--checkpoint", str(checkpoint), "--json", *ARGS)
+    assert code == 0, err
+    (row,) = json.loads(out)
+    window = AudioLLM.from_pretrained(checkpoint).counter.max_samples / 16_000  # tiny test models: a few s
+    assert (row["duration_s"], row["heard_s"]) == (40.0, window)
+    assert f"{long} is 40.00 s; the model hears only its first {window:.2f} s" in err

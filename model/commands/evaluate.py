@@ -108,6 +108,7 @@ def _run(args: argparse.Namespace) -> int:
     from collections import Counter
 
     from model.commands.baseline import _command
+    from model.config import CheckpointError
     from model.eval.extract import Status
     from model.eval.metrics import classification_metrics, plot_confusion
     from model.eval.reasoning import reasoning_quality
@@ -126,7 +127,11 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/eval-{source}-{args.split}")
     parts = out / "predictions"
 
-    stats = GenerationStats(skipped=len(items)) if args.score_only else _generate(args, checkpoint, items, parts)
+    try:
+        stats = GenerationStats(skipped=len(items)) if args.score_only else _generate(args, checkpoint, items, parts)
+    except CheckpointError as err:
+        print(f"emoreason evaluate: refusing checkpoint: {err}", file=sys.stderr)
+        return 2
     wanted = {i.utterance_id for i in items}
     rows, rejects = read_predictions(parts)
     rows = [rescore(r) for r in rows if r.utterance_id in wanted]

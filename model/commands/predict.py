@@ -42,6 +42,7 @@ class Prediction:
     rationale: str = ""
     candidates: list[str] = field(default_factory=list)
     duration_s: float | None = None
+    heard_s: float | None = None  # what the model hears, when the file is longer than its window
     transcript: str | None = None
     quotes_verified: bool | None = None  # None: no transcript given, or the rationale quotes nothing
     error: str | None = None
@@ -53,6 +54,7 @@ def _fail(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from model.config import CheckpointError
     from model.eval.run import resolve_checkpoint
     from pipeline.audio import SAMPLE_RATE, AudioError, load_audio
     from pipeline.labels import protocol
@@ -79,7 +81,10 @@ def run(args: argparse.Namespace) -> int:
         predictions.append(prediction)
 
     if waves:
-        _answer(waves, checkpoint, proto, args)
+        try:
+            _answer(waves, checkpoint, proto, args)
+        except CheckpointError as err:
+            return _fail(f"refusing checkpoint: {err}")
     _print(predictions, args.json)
     return 1 if any(p.error for p in predictions) else 0
 
@@ -89,12 +94,22 @@ def _answer(waves, checkpoint: Path, proto, args) -> None:
     from model.collator import AudioCollator, AudioPrompt
     from model.commands.evaluate import _device
     from model.eval.extract import extract_label
+    from pipeline.audio import SAMPLE_RATE
     from pipeline.questions import DEFAULT_KIND, load_pool
     from pipeline.records import Task
 
     device = _device(args.device)
     model = AudioLLM.from_pretrained(checkpoint).to(device).eval()
     collator = AudioCollator(model.tokenizer, model.counter, model.config.audio_marker)
+    window = model.counter.max_samples  # the collator cuts every clip to the encoders' window
+    for prediction, wave in waves:
+        if wave.size > window:
+            prediction.heard_s = round(window / SAMPLE_RATE, 3)
+            print(
+                f"emoreason predict: {prediction.file} is {prediction.duration_s:.2f} s; the model hears only "
+                f"its first {prediction.heard_s:.2f} s",
+                file=sys.stderr,
+            )
     # The first question of the task's pool: the wording the model saw most in training is any of
     # them; a fixed one makes predictions reproducible.
     instruction = load_pool(Task(args.task)).variants[DEFAULT_KIND][0].format(labels=", ".join(proto.names))
@@ -135,7 +150,8 @@ def _print(predictions: list[Prediction], as_json: bool) -> None:
         print(json.dumps([asdict(p) for p in predictions], indent=2, ensure_ascii=False))
         return
     for p in predictions:
-        print(f"{p.file}" + (f"  ({p.duration_s:.2f} s)" if p.duration_s is not None else ""))
+        heard = f"; the model heard the first {p.heard_s:.2f} s" if p.heard_s is not None else ""
+        print(f"{p.file}" + (f"  ({p.duration_s:.2f} s{heard})" if p.duration_s is not None else ""))
         if p.error:
             print(f"  error: {p.error}")
             continue

@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from model.train.config import load_train_config
     from model.train.data import CorpusError, load_corpus
     from model.train.distributed import PreflightError, close_distributed, init_distributed, require_process_group
+    from model.train.safe_state import UnsafeStateError
     from model.train.trainer import NonFiniteLossError, train
     from pipeline.config import write_resolved
 
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         write_resolved(model_cfg, out / "model.config.yaml")
     try:
         result = train(cfg, model, collate_fn, examples, resume=args.resume, env=env)
-    except PreflightError as err:
+    except (PreflightError, UnsafeStateError) as err:
         print(f"emoreason train: {err}", file=sys.stderr)
         return 2
     except NonFiniteLossError as err:

@@ -3,9 +3,13 @@
     <out>/checkpoints/step-000500/
         model/                  the model's own save_pretrained (reloads without any training code)
         trainable.safetensors   every parameter of every trainable group (what resume loads)
-        trainer_state.pt        optimizer, LR scheduler, data plan (task scheduler + batch positions), step
-        rng-rank0.pt ...        python / numpy / torch RNG states of each process
-        optimizer-rank0.pt ...  FSDP only: each process's shard of the AdamW moments
+        trainer_state.json/.safetensors  optimizer, LR scheduler, data plan (task scheduler + batch
+                                positions), step
+        rng-rank0.json/.safetensors ...  python / numpy / torch RNG states of each process
+        optimizer-rank0.json/.safetensors ...  FSDP only: each process's shard of the AdamW moments
+
+Nothing here is a pickle: state is JSON plus safetensors (model/train/safe_state.py), so reading
+a checkpoint cannot run code, and a folder holding ``trainer_state.pt`` instead is refused.
 
 Under FSDP the weights are gathered from the shards (every process takes part) and rank 0 writes
 them whole, so ``model/`` loads with ``AudioLLM.from_pretrained`` in a single process and
@@ -37,6 +41,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from model.train.distributed import full_tensor
+from model.train.safe_state import load_state, save_state
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
@@ -171,14 +176,14 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     barrier()
-    torch.save(rng_state(), tmp / f"rng-rank{rank}.pt")
+    save_state(rng_state(), tmp, f"rng-rank{rank}")
     if sharded:
-        torch.save(local_optimizer_state(state.optimizer), tmp / f"optimizer-rank{rank}.pt")
+        save_state(local_optimizer_state(state.optimizer), tmp, f"optimizer-rank{rank}")
     save_model(model, tmp / "model", rank=rank, owned=owned)
     tensors = trainable_tensors(model, groups) if sharded or rank == 0 else {}
     if rank == 0:
         save_file(tensors, tmp / "trainable.safetensors")
-        torch.save(
+        save_state(
             {
                 "step": state.step,
                 "plan": state.plan,
@@ -187,7 +192,8 @@ def save_checkpoint(
                 "last_loss": state.last_loss,
                 "world_size": world_size,
             },
-            tmp / "trainer_state.pt",
+            tmp,
+            "trainer_state",
         )
     barrier()
     if rank == 0:
@@ -209,7 +215,7 @@ def load_checkpoint(path: Path, model: nn.Module, *, rank: int = 0, world_size: 
     from torch.distributed.tensor import DTensor, distribute_tensor
 
     path = Path(path)
-    trainer = torch.load(path / "trainer_state.pt", map_location="cpu", weights_only=False)
+    trainer = load_state(path, "trainer_state")
     if trainer["world_size"] != world_size:
         raise ValueError(
             f"{path} was written by {trainer['world_size']} process(es), this run has {world_size}: the data "
@@ -226,8 +232,7 @@ def load_checkpoint(path: Path, model: nn.Module, *, rank: int = 0, world_size: 
             if isinstance(p, DTensor):  # keep this process's shard of the whole tensor
                 tensor = distribute_tensor(tensor.to(p.device, p.dtype), p.device_mesh, p.placements)
             p.copy_(tensor)
-    rng_file = path / f"rng-rank{rank}.pt"
-    set_rng_state(torch.load(rng_file, weights_only=False))
-    shard = path / f"optimizer-rank{rank}.pt"
-    trainer["optimizer_shard"] = torch.load(shard, weights_only=False) if trainer["optimizer"] is None else None
+    set_rng_state(load_state(path, f"rng-rank{rank}"))
+    sharded = trainer["optimizer"] is None
+    trainer["optimizer_shard"] = load_state(path, f"optimizer-rank{rank}") if sharded else None
     return trainer

@@ -7,7 +7,8 @@ Layout of `out_dir`:
   so a killed run loses at most the chunks in flight.
 - profiles.parquet    AcousticProfile rows (normalisation needs every utterance, so this is
                       rebuilt from the raw shards on every call: cheap, no audio is read)
-- rejects.parquet     Reject rows (stage "profile": unreadable audio, measurement errors)
+- rejects.parquet     Reject rows (stage "profile": unreadable audio, silent audio, measurement
+                      errors); later steps of `emoreason data` leave these utterances out
 - stats.json          the Normaliser (speaker / gender / dataset statistics)
 - summary.json        counts: profiled, cached, measured now, rejects by reason, no_audio, flags
 """
@@ -18,6 +19,7 @@ import functools
 import hashlib
 import json
 import os
+import threading
 import time
 import uuid
 from collections import Counter
@@ -31,7 +33,7 @@ import numpy as np
 import parselmouth
 
 from pipeline.acoustic.cues import cues_from
-from pipeline.acoustic.measure import MEASURE_VERSION, Measurements, measure_signal
+from pipeline.acoustic.measure import MEASURE_VERSION, SILENT_DBFS, Measurements, ProfileFlag, measure_signal, screen
 from pipeline.acoustic.normalise import Normaliser
 from pipeline.acoustic.profile import PROFILE_VERSION, PROFILES_FILE, AcousticProfile, z_by_measure
 from pipeline.audio import AudioError, load_audio
@@ -43,6 +45,7 @@ REJECTS_FILE = "rejects.parquet"
 STATS_FILE = "stats.json"
 SUMMARY_FILE = "summary.json"
 RAW_DIR = "raw"
+PARENT_POLL_S = 0.5  # how often a pool worker checks that its parent is alive
 MAX_SHARDS = 64  # beyond this many raw shards, merge them into one (keeps later reads fast)
 
 
@@ -130,6 +133,26 @@ def _measure_chunk(jobs: list[_Job]) -> list[RawRow]:
     return rows
 
 
+def _die_with_parent(parent: int) -> None:
+    """Pool worker initializer: exit as soon as the process that started the pool is gone.
+
+    A killed parent leaves its workers blocked on the task queue forever (they hold its write
+    end themselves, so it never closes). A daemon thread watches for the worker being orphaned:
+    its parent process changes (reparented) or, if the parent died before this ran, is gone."""
+    try:
+        os.kill(parent, 0)
+    except ProcessLookupError:
+        os._exit(1)
+    started_by = os.getppid()  # the parent itself, or the forkserver it started
+
+    def watch() -> None:
+        while os.getppid() == started_by:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
 def _read_cache(raw_dir: Path) -> dict[str, RawRow]:
     """Cached rows by key (ids can repeat across keys when audio or transcript changed)."""
     cache = {}
@@ -165,7 +188,7 @@ def _run_jobs(jobs: list[_Job], raw_dir: Path, workers: int) -> Iterator[list[Ra
         for i, chunk in enumerate(chunks):
             yield save(i, _measure_chunk(chunk))
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(_measure_chunk, chunk): i for i, chunk in enumerate(chunks)}
         for future in as_completed(futures):
             yield save(futures[future], future.result())
@@ -218,8 +241,21 @@ def compute_profiles(
                     source=u.audio_path,
                 )
             )
+        elif ProfileFlag.silent.value in row.measurements.flags:
+            # Nothing above -60 dBFS: no speech to transcribe, hear or describe.
+            detail = f"{u.audio_path}: no sound above {SILENT_DBFS:.0f} dBFS"
+            rejects.append(
+                Reject(
+                    stage="profile",
+                    record_id=u.id,
+                    dataset=u.dataset,
+                    reason="silent_audio",
+                    detail=detail,
+                    source=u.audio_path,
+                )
+            )
         else:
-            measured.append((u, row.measurements))
+            measured.append((u, screen(row.measurements)))
 
     normaliser = Normaliser.fit((u.dataset, u.speaker, _gender(u), m) for u, m in measured)
     profiles = [make_profile(u, m, normaliser) for u, m in measured]

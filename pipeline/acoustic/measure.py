@@ -12,7 +12,6 @@ Anything that cannot be measured is None with a flag saying why; nothing here re
 from __future__ import annotations
 
 import math
-import re
 from enum import Enum
 
 import numpy as np
@@ -21,6 +20,7 @@ from parselmouth.praat import call
 from pydantic import Field
 
 from pipeline.audio import SAMPLE_RATE
+from pipeline.plausible import LEVEL_RANGE_DBFS, RATE_RANGE_SPS, count_syllables, count_words
 from pipeline.records import Record
 
 MEASURE_VERSION = "1"  # bump when a measure's definition changes: cached raw measures are recomputed
@@ -68,6 +68,8 @@ class ProfileFlag(str, Enum):
     unvoiced = "unvoiced"  # under MIN_VOICED_FRAMES voiced frames: no pitch or voice quality
     clipped = "clipped"  # clipping plateaus: voice quality is None, loudness reads low
     short_voicing = "short_voicing"  # voiced, but too little for jitter/shimmer/HNR
+    implausible_rate = "implausible_rate"  # speaking rate outside plausible.RATE_RANGE_SPS: dropped
+    implausible_level = "implausible_level"  # speech level outside plausible.LEVEL_RANGE_DBFS: dropped
 
 
 class Measurements(Record):
@@ -121,25 +123,6 @@ def clipped_share(x: np.ndarray) -> float:
     flat = np.abs(np.diff(x)) <= PLATEAU_TOLERANCE * peak
     near = np.abs(x[1:]) >= NEAR_PEAK * peak
     return float(np.count_nonzero(flat & near)) / x.size
-
-
-def count_syllables(text: str | None) -> int | None:
-    """Syllables of an English transcript by vowel groups (silent final 'e' dropped); None without words."""
-    words = re.findall(r"[a-z]+", (text or "").lower())
-    if not words:
-        return None
-    total = 0
-    for word in words:
-        groups = len(re.findall(r"[aeiouy]+", word))
-        if word.endswith("e") and not word.endswith(("le", "ee", "ye")) and groups > 1:
-            groups -= 1
-        total += max(groups, 1)
-    return total
-
-
-def count_words(text: str | None) -> int | None:
-    words = re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)?", text or "")
-    return len(words) or None
 
 
 def theil_sen_slope(t: np.ndarray, y: np.ndarray) -> float:
@@ -264,3 +247,20 @@ def measure_signal(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, transcri
     if words is not None:
         values["words_per_s"] = words / speech_s
     return Measurements(duration_s=duration, **values, flags=[f.value for f in flags])
+
+
+def screen(m: Measurements) -> Measurements:
+    """``m`` with every measure outside its plausible range (pipeline/plausible.py) set to None and
+    flagged: such a number comes from a broken file or a transcript that is not this clip's, and a
+    cue made from it ("speaking very fast" at 1,351 syllables/s) would be false."""
+    update: dict[str, object] = {}
+    flags = list(m.flags)
+    low, high = RATE_RANGE_SPS
+    if m.speaking_rate_sps is not None and not low <= m.speaking_rate_sps <= high:
+        update |= {"speaking_rate_sps": None, "speaking_rate_source": None, "words_per_s": None}
+        flags.append(ProfileFlag.implausible_rate.value)
+    low, high = LEVEL_RANGE_DBFS
+    if m.intensity_db is not None and not low <= m.intensity_db <= high:
+        update["intensity_db"] = None
+        flags.append(ProfileFlag.implausible_level.value)
+    return m.model_copy(update=update | {"flags": flags}) if update else m

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 import yaml
+
+from pipeline.records import Reject
+
+# Reject lines printed by a command before it points at the rejects file for the rest.
+SHOWN_REJECTS = 50
 
 
 def adapter_option(text: str) -> tuple[str, object]:
@@ -14,3 +20,11 @@ def adapter_option(text: str) -> tuple[str, object]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     return key.replace("-", "_"), yaml.safe_load(value)
+
+
+def reject_lines(rejects: Sequence[Reject], where: str, shown: int = SHOWN_REJECTS) -> list[str]:
+    """One indented line per reject (file and line or id, reason, detail), at most ``shown`` of them."""
+    lines = [f"  {r.line()}" for r in rejects[:shown]]
+    if len(rejects) > shown:
+        lines.append(f"  ... and {len(rejects) - shown} more in {where}")
+    return lines

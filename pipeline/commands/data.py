@@ -24,6 +24,7 @@ from pipeline.commands import adapter_option
 from pipeline.data_run import load_data_config, run_data
 from pipeline.datasets import DATASETS
 from pipeline.generate import STYLE_TEMPLATES
+from pipeline.splits import LeakageError, SplitError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,7 +88,11 @@ def run(args: argparse.Namespace) -> int:
     except (ValidationError, ValueError, OSError) as err:
         print(f"emoreason data: bad configuration: {err}", file=sys.stderr)
         return 2
-    run = run_data(cfg)
+    try:
+        run = run_data(cfg)
+    except (SplitError, LeakageError) as err:  # raised by the adapters step, before any expensive step ran
+        print(f"emoreason data: {err}", file=sys.stderr)
+        return 2
     if run.failure:
         if cfg.allow_partial:
             print(f"emoreason data: partial results (--allow-partial): {run.failure}", file=sys.stderr)

@@ -90,7 +90,7 @@ def format_summary(name: str, protocol: str, result: AdapterResult, examples: in
         out += ["", "rejects by reason:"]
         for reason, rows in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
             out.append(f"  {reason}: {len(rows)}")
-            out += [f"    {r.record_id}: {r.detail} [{r.source[:120]}]" for r in rows[:examples]]
+            out += [f"    {r.line()}" for r in rows[:examples]]
     return "\n".join(out)
 
 

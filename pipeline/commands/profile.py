@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from pipeline.acoustic.compute import SUMMARY_FILE, compute_profiles
-from pipeline.commands import adapter_option
+from pipeline.commands import adapter_option, reject_lines
 from pipeline.datasets import DATASETS, load_dataset
 from pipeline.labels import PROTOCOLS
 
@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or DEFAULT_RUNS / args.dataset / PROFILES_DIR
     utterances = loaded.utterances
     print(f"{args.dataset}: {len(utterances)} utterances ({len(loaded.rejects)} adapter rejects), writing to {out}")
+    for line in reject_lines(loaded.rejects, "`emoreason list`"):
+        print(line)
     start = time.perf_counter()
     result = compute_profiles(utterances, out, workers=max(args.workers, 1), progress=sys.stderr.isatty())
     seconds = time.perf_counter() - start
@@ -66,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"no_audio: {len(result.no_audio)} utterances have no audio and get no profile (not rejects)")
     if result.rejects:
         print(f"rejects: {json.dumps(summary['rejects'])} -> {out / 'rejects.parquet'}")
+        for line in reject_lines(result.rejects, str(out / "rejects.parquet")):
+            print(line)
     print(f"normalised by: {json.dumps(summary['basis'])}; flags: {json.dumps(summary['flags'])}")
     print(f"summary: {out / SUMMARY_FILE}")
     return 0

@@ -48,8 +48,11 @@ DATASETS: dict[str, DatasetInfo] = {
 }
 
 
-def load_dataset(name: str, root: str | Path | None = None, protocol: str | None = None, **options) -> AdapterResult:
+def load_dataset(name: str, /, root: str | Path | None = None, protocol: str | None = None, **options) -> AdapterResult:
     """Load ``name`` from ``root`` under a label protocol (default: the dataset's usual one).
+
+    ``name`` is positional-only: adapters have options of their own called ``name`` (the
+    manifest's dataset name), which must reach ``options``, not collide with it.
 
     Raises on problems with the whole dataset (unknown name, missing root, bad option); problems
     with single rows come back as ``result.rejects``.

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pipeline.audio import AUDIO_SUFFIXES, AudioError, audio_duration
 from pipeline.labels import Emotion, Protocol, UnknownLabelError, canonical_emotion
+from pipeline.plausible import implausible_clip
 from pipeline.records import ContextTurn, Reject, Utterance
 
 # Previous turns kept as dialogue context. Five turns cover the exchange a listener needs to read
@@ -71,14 +72,30 @@ def find_audio(folders: Iterable[Path], stem: str) -> Path | None:
     return None
 
 
-def probe_audio(dataset: str, record_id: str, path: Path, source: str = "") -> tuple[float, int] | Reject:
-    """(duration_s, sample_rate) from the file header, or a reject (missing or unreadable audio)."""
+def probe_audio(
+    dataset: str, record_id: str, path: Path, source: str = "", transcript: str | None = None, *, whole: bool = True
+) -> tuple[float, int] | Reject:
+    """(duration_s, sample_rate) from the file header, or a reject: missing, unreadable or cut-short
+    audio, and (``whole``: the utterance is the whole file) a clip outside the plausible duration
+    range or too short for its transcript (pipeline/plausible.py). Adapters that cut a span of
+    the file pass ``whole=False`` and check the span with :func:`check_clip`."""
     if not path.is_file():
         return reject(dataset, record_id, "missing_audio", f"{path}: no such file", source or str(path), "audio")
     try:
-        return audio_duration(path)
+        duration, rate = audio_duration(path)
     except AudioError as err:
         return reject(dataset, record_id, err.reason, str(err), source or str(path), "audio")
+    if whole:
+        bad = check_clip(dataset, record_id, duration, transcript, source or str(path))
+        if bad is not None:
+            return bad
+    return duration, rate
+
+
+def check_clip(dataset: str, record_id: str, duration_s: float, transcript: str | None, source: str) -> Reject | None:
+    """A reject when the clip's duration, or its transcript for that duration, is implausible."""
+    bad = implausible_clip(duration_s, transcript)
+    return None if bad is None else reject(dataset, record_id, bad[0], bad[1], source, "audio")
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,7 @@ def load(
             result.rejects.append(label)
             continue
         audio = (folder / row.file).resolve()
-        header = probe_audio(NAME, uid, audio, source)
+        header = probe_audio(NAME, uid, audio, source, row.transcript)
         if isinstance(header, Reject):
             result.rejects.append(header)
             continue

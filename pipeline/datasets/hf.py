@@ -147,19 +147,20 @@ def load(
             if audio is None:
                 result.rejects.append(reject(name, uid, "missing_audio", why, source, "audio"))
                 continue
-            header = probe_audio(name, uid, audio, source)
+            transcript = row[text_col] if text_col else None
+            transcript = str(transcript).strip() if transcript is not None else None
+            header = probe_audio(name, uid, audio, source, transcript)
             if isinstance(header, Reject):
                 result.rejects.append(header)
                 continue
             gender_text = str(row[gender_col]).strip().lower() if gender_col and row[gender_col] is not None else ""
-            transcript = row[text_col] if text_col else None
             result.utterances.append(
                 Utterance(
                     id=uid,
                     dataset=name,
                     split=split,
                     audio_path=str(audio),
-                    transcript=str(transcript).strip() if transcript is not None else None,
+                    transcript=transcript,
                     speaker=str(row[speaker_col]) if speaker_col and row[speaker_col] is not None else UNKNOWN_SPEAKER,
                     gender=GENDERS.get(gender_text),
                     emotion=label,

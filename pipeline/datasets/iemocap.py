@@ -19,6 +19,7 @@ from pipeline.datasets.common import (
     DEFAULT_CONTEXT_TURNS,
     AdapterResult,
     Turn,
+    check_clip,
     check_unique_ids,
     contexts,
     existing_dir,
@@ -125,7 +126,10 @@ def _load_dialogue(base: Path, evaluation: Path, proto: Protocol, context_turns:
         if not wav.is_file() and dialogue_wav is not None:
             # Copies without the per-turn files: read the turn's span of the dialogue recording.
             wav, span = dialogue_wav, (start, end)
-        header = probe_audio(NAME, uid, wav, source)
+        text = transcripts[turn_id][1] if turn_id in transcripts else None
+        header = probe_audio(NAME, uid, wav, source, text, whole=span[0] is None)
+        if not isinstance(header, Reject) and span[0] is not None:
+            header = check_clip(NAME, uid, end - start, text, source) or header
         if isinstance(header, Reject):
             result.rejects.append(header)
             continue
@@ -138,7 +142,7 @@ def _load_dialogue(base: Path, evaluation: Path, proto: Protocol, context_turns:
                 audio_path=str(wav),
                 start_s=span[0],
                 end_s=span[1],
-                transcript=transcripts[turn_id][1] if turn_id in transcripts else None,
+                transcript=text,
                 speaker=speaker,
                 gender=gender,
                 emotion=label,

@@ -10,9 +10,12 @@ translates them; a label neither knows is an ``unknown_label`` reject naming the
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import math
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +25,7 @@ from pipeline.datasets.common import (
     DEFAULT_CONTEXT_TURNS,
     AdapterResult,
     Turn,
+    check_clip,
     check_unique_ids,
     contexts,
     probe_audio,
@@ -29,33 +33,128 @@ from pipeline.datasets.common import (
     resolve_label,
     split_filter,
 )
+from pipeline.datasets.text import EncodingRepairError, decode_escaped, repair_mojibake
 from pipeline.labels import Emotion, Protocol, Sentiment, UnknownLabelError, canonical_sentiment
 from pipeline.records import Gender, Reject, Utterance
+from pipeline.splits import SplitError, normalise_split
 
 NAME = "manifest"
 REQUIRED = ("path", "label")
 OPTIONAL = ("id", "transcript", "speaker", "split", "start", "end", "gender", "sentiment", "dialogue_id", "turn")
 UNKNOWN_SPEAKER = "unknown"
+TEXT_COLUMNS = ("transcript", "speaker")  # free text that may carry mojibake
 GENDERS = {"f": Gender.female, "female": Gender.female, "w": Gender.female, "m": Gender.male, "male": Gender.male}
 
 
-def read_manifest(path: Path) -> pd.DataFrame:
+@dataclass(frozen=True)
+class Row:
+    """One row of a manifest and where it is: ``m.csv:3`` (the line it starts on), ``m.parquet row 3``."""
+
+    where: str
+    cells: dict[str, object]
+
+
+@dataclass
+class Rows:
+    rows: list[Row] = field(default_factory=list)
+    bad: list[tuple[str, str]] = field(default_factory=list)  # (where, why): rows that cannot be parsed
+
+
+def _text(path: Path) -> str:
+    """The file as text. Bytes that are not UTF-8 stay escaped (surrogateescape) so that each row
+    can be repaired or rejected on its own, naming its line, instead of refusing the whole file."""
+    return path.read_bytes().decode("utf-8-sig", errors="surrogateescape")
+
+
+def _read_csv(path: Path, sep: str) -> tuple[list[str], Rows]:
+    out = Rows()
+    reader = csv.reader(io.StringIO(_text(path), newline=""), delimiter=sep)
+    try:
+        header = next(reader, None)
+    except csv.Error as err:
+        raise ValueError(f"{NAME}: {path}:1: cannot read the header row: {err}") from err
+    if header is None or not any(h.strip() for h in header):
+        raise ValueError(f"{NAME}: {path} is empty: expected a header row with the columns {', '.join(REQUIRED)}")
+    header = [h.strip() for h in header]
+    line = reader.line_num
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as err:
+            out.bad.append((f"{path.name}:{line + 1}", f"cannot parse the row: {err}"))
+            line = reader.line_num
+            continue
+        where, line = f"{path.name}:{line + 1}", reader.line_num  # a quoted field may span lines
+        if not any(f.strip() for f in fields):
+            continue  # a blank line
+        if len(fields) != len(header):
+            out.bad.append((where, f"{len(fields)} fields where the header has {len(header)}"))
+            continue
+        out.rows.append(Row(where, dict(zip(header, fields, strict=True))))
+    return header, out
+
+
+def _read_json(path: Path, lines: bool) -> tuple[list[str], Rows]:
+    out, text = Rows(), _text(path)
+    if lines:
+        for number, line in enumerate(text.split("\n"), 1):
+            where = f"{path.name}:{number}"
+            if not line.strip():
+                continue
+            try:
+                cells = json.loads(line)
+            except json.JSONDecodeError as err:
+                out.bad.append((where, f"not JSON: {err}"))
+                continue
+            if isinstance(cells, dict):
+                out.rows.append(Row(where, cells))
+            else:
+                out.bad.append((where, f"a JSON {type(cells).__name__}, not an object with the columns as keys"))
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{NAME}: {path} is not JSON: {err}") from err
+        records = pd.DataFrame(data).to_dict(orient="records") if isinstance(data, dict) else data
+        if not isinstance(records, list):
+            raise ValueError(f"{NAME}: {path} must hold a list of objects, one per utterance")
+        for number, cells in enumerate(records, 1):
+            where = f"{path.name} item {number}"
+            if isinstance(cells, dict):
+                out.rows.append(Row(where, cells))
+            else:
+                out.bad.append((where, f"a JSON {type(cells).__name__}, not an object with the columns as keys"))
+    columns = list(dict.fromkeys(c for row in out.rows for c in row.cells))
+    return columns, out
+
+
+def read_manifest(path: Path) -> Rows:
+    """The rows of a manifest, and the rows that cannot be parsed (each with its line)."""
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
-        frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
+        columns, rows = _read_csv(path, "\t" if suffix == ".tsv" else ",")
     elif suffix in (".jsonl", ".json"):
-        frame = pd.read_json(path, lines=suffix == ".jsonl", dtype=False)
+        columns, rows = _read_json(path, lines=suffix == ".jsonl")
     elif suffix == ".parquet":
-        frame = pd.read_parquet(path)
+        try:
+            frame = pd.read_parquet(path)
+        except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+            raise ValueError(f"{NAME}: {path} is not a readable parquet file: {err}") from err
+        columns = list(frame.columns)
+        rows = Rows([Row(f"{path.name} row {i}", r) for i, r in enumerate(frame.to_dict(orient="records"), 1)])
     else:
         raise ValueError(f"{NAME}: {path} is not .csv, .tsv, .jsonl, .json or .parquet")
-    missing = [c for c in REQUIRED if c not in frame.columns]
+    if not rows.rows and not rows.bad:
+        return rows  # a header alone: no utterances, nothing to check the columns against
+    missing = [c for c in REQUIRED if c not in columns]
     if missing:
-        raise ValueError(f"{NAME}: {path} lacks columns {missing}; found {list(frame.columns)}")
-    unknown = [c for c in frame.columns if c not in REQUIRED + OPTIONAL]
+        raise ValueError(f"{NAME}: {path} lacks columns {missing}; found {columns}")
+    unknown = [c for c in columns if c not in REQUIRED + OPTIONAL]
     if unknown:
         raise ValueError(f"{NAME}: {path} has unknown columns {unknown}; allowed: {', '.join(REQUIRED + OPTIONAL)}")
-    return frame
+    return rows
 
 
 def label_table(label_map: dict[str, str] | str | Path | None) -> dict[str, Emotion]:
@@ -97,6 +196,42 @@ def _seconds(row: dict, column: str) -> float | None:
     return None if value is None else float(value)
 
 
+def _decoded(parsed: list[Row], name: str, repair_text: bool, result: AdapterResult) -> tuple[list[dict], list[str]]:
+    """Rows whose text is clean (cp1252 bytes decoded, mojibake repaired), and where each came from.
+    A row whose bytes no encoding explains is a ``bad_encoding`` reject naming its line."""
+    rows, where_of, cp1252, mojibake = [], [], [], []
+    for row in parsed:
+        cells = {}
+        try:
+            for column, value in row.cells.items():
+                if isinstance(value, str):
+                    value, repaired = decode_escaped(value)
+                    if repaired and row.where not in cp1252:
+                        cp1252.append(row.where)
+                    if repair_text and column in TEXT_COLUMNS:
+                        fixed = repair_mojibake(value)
+                        if fixed != value and row.where not in mojibake:
+                            mojibake.append(row.where)
+                        value = fixed
+                cells[column] = value
+        except EncodingRepairError as err:
+            ident = _cell(row.cells, "id") or _cell(row.cells, "path") or row.where
+            result.rejects.append(reject(name, f"{name}/{ident}", "bad_encoding", f"column {column}: {err}", row.where))
+            continue
+        rows.append(cells)
+        where_of.append(row.where)
+    if cp1252:
+        result.notices.append(f"{NAME}: not UTF-8, read as cp1252 (e.g. 'caf\\xe9' -> 'café'): {_lines(cp1252)}")
+    if mojibake:
+        result.notices.append(f"{NAME}: repaired mojibake (e.g. 'â€™' -> '’'): {_lines(mojibake)}")
+    return rows, where_of
+
+
+def _lines(places: list[str], shown: int = 10) -> str:
+    more = f" and {len(places) - shown} more" if len(places) > shown else ""
+    return ", ".join(places[:shown]) + more
+
+
 def load(
     root: str | Path | None,
     proto: Protocol,
@@ -106,6 +241,7 @@ def load(
     default_split: str = "train",
     splits: list[str] | str | None = None,
     context_turns: int = DEFAULT_CONTEXT_TURNS,
+    repair_text: bool = True,
 ) -> AdapterResult:
     if root is None:
         raise ValueError(f"{NAME}: needs the manifest file path (.csv, .jsonl or .parquet) as root")
@@ -113,9 +249,12 @@ def load(
     if not path.is_file():
         raise FileNotFoundError(f"{NAME}: manifest {path} does not exist")
     table = label_table(label_map)
-    rows = read_manifest(path).to_dict(orient="records")
+    parsed = read_manifest(path)
     wanted = split_filter(splits)
     result = AdapterResult(audio_root=path.parent)  # relative paths in the manifest start here
+    for where, why in parsed.bad:
+        result.rejects.append(reject(name, f"{name}/{where}", "bad_row", why, where))
+    rows, where_of = _decoded(parsed.rows, name, repair_text, result)
 
     turn_of: dict[int, int | None] = {}
     for index, row in enumerate(rows):
@@ -138,13 +277,18 @@ def load(
             context_of[index] = ctx
 
     for index, row in enumerate(rows):
-        line = index + 2 if path.suffix.lower() in (".csv", ".tsv") else index + 1
-        source = f"{path.name}:{line}"
+        source = where_of[index]
         split = _cell(row, "split") or default_split
         if wanted is not None and split not in wanted:
             continue
         rel = _cell(row, "path")
         uid = f"{name}/{_cell(row, 'id') or (rel or f'row{index}')}"
+        try:
+            normalise_split(split)
+        except SplitError as err:
+            # Caught here, before any audio is measured or any teacher asked, not when the corpora are cut.
+            result.rejects.append(reject(name, uid, "bad_split", str(err), source))
+            continue
         try:
             start, end = _seconds(row, "start"), _seconds(row, "end")
         except ValueError as err:
@@ -177,15 +321,21 @@ def load(
             continue
         audio = Path(rel).expanduser()
         audio = (audio if audio.is_absolute() else path.parent / audio).resolve()
-        header = probe_audio(name, uid, audio, source)
+        transcript = _cell(row, "transcript")
+        spanned = start is not None or end is not None
+        header = probe_audio(name, uid, audio, source, transcript, whole=not spanned)
         if isinstance(header, Reject):
             result.rejects.append(header)
             continue
         duration, rate = header
-        if start is not None or end is not None:
+        if spanned:
             duration = (end if end is not None else duration) - (start or 0.0)
             if duration <= 0:
                 result.rejects.append(reject(name, uid, "bad_row", f"empty span start={start} end={end}", source))
+                continue
+            bad = check_clip(name, uid, duration, transcript, source)
+            if bad is not None:
+                result.rejects.append(bad)
                 continue
         result.utterances.append(
             Utterance(
@@ -195,7 +345,7 @@ def load(
                 audio_path=str(audio),
                 start_s=start,
                 end_s=end,
-                transcript=_cell(row, "transcript"),
+                transcript=transcript,
                 speaker=_cell(row, "speaker") or UNKNOWN_SPEAKER,
                 gender=GENDERS.get(gender_text),
                 emotion=label,

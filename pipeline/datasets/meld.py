@@ -18,7 +18,6 @@ write; correct text comes back unchanged, and a notice counts the repaired trans
 from __future__ import annotations
 
 import csv
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from pipeline.datasets.common import (
     resolve_label,
     split_filter,
 )
+from pipeline.datasets.text import repair_mojibake
 from pipeline.labels import Protocol, UnknownLabelError, canonical_sentiment
 from pipeline.records import Gender, Reject, Utterance
 
@@ -54,36 +54,6 @@ MAIN_CAST = {
     "Rachel": Gender.female,
     "Phoebe": Gender.female,
 }
-# cp1252's characters for the bytes 0x80-0x9f; with latin-1 for the rest, every byte has a character.
-_CP1252_HIGH = bytes(range(0x80, 0xA0)).decode("cp1252", errors="ignore")
-# A run of two or more characters that a single-byte codec could have produced from UTF-8 bytes.
-_MOJIBAKE_RUN = re.compile(f"[{re.escape(_CP1252_HIGH)}\u0080-\u00ff]{{2,}}")
-
-
-def _byte(char: str) -> bytes:
-    try:
-        return char.encode("cp1252")
-    except UnicodeEncodeError:
-        return char.encode("latin-1")  # C1 controls that cp1252 leaves undefined (0x81, 0x8d, 0x8f, 0x90, 0x9d)
-
-
-def _repair_run(match: re.Match) -> str:
-    run = match.group(0)
-    try:
-        return b"".join(_byte(c) for c in run).decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        return run  # not valid UTF-8 once re-encoded: genuine text such as "’’" or "é…"
-
-
-def repair_mojibake(text: str) -> str:
-    """Undo UTF-8 text mis-decoded as cp1252/latin-1 ("â€™" -> "’", "Ã©" -> "é"), run by run.
-
-    A run is repaired only when its bytes form valid UTF-8, which genuine accented or typographic
-    text practically never does, so correct strings come back unchanged.
-    """
-    if text.isascii():
-        return text
-    return _MOJIBAKE_RUN.sub(_repair_run, text)
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -205,7 +175,7 @@ def load(
                         detail = f"no {stem} audio ({', '.join(AUDIO_SUFFIXES)}) in {where}"
                         result.rejects.append(reject(NAME, uid, "missing_audio", detail, source, "audio"))
                         continue
-                    header = probe_audio(NAME, uid, found, source)
+                    header = probe_audio(NAME, uid, found, source, row.text)
                     if isinstance(header, Reject):
                         result.rejects.append(header)
                         continue

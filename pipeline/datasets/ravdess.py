@@ -78,7 +78,7 @@ def load(
         if statement not in STATEMENTS:
             result.rejects.append(reject(NAME, uid, "bad_file_name", f"unknown statement code {statement}", source))
             continue
-        header = probe_audio(NAME, uid, path, source)
+        header = probe_audio(NAME, uid, path, source, STATEMENTS[statement])
         if isinstance(header, Reject):
             result.rejects.append(header)
             continue
