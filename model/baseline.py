@@ -279,10 +279,11 @@ def run_baseline(cfg: BaselineConfig, out_dir: str | Path, progress: bool = Fals
     for split, rows in ((cfg.train_split, train), (test_split, test)):
         if not rows:
             raise ValueError(f"{cfg.dataset}: no profiled utterances in split {split!r}")
-    shared = {u.id for u in train} & {u.id for u in test}
+    # By audio, not id: another adapter (a manifest) names the same clip differently.
+    shared = {(u.audio_path, u.start_s, u.end_s) for u in train} & {(u.audio_path, u.start_s, u.end_s) for u in test}
     if shared:
         raise ValueError(
-            f"{len(shared)} test utterances are also training utterances (e.g. {sorted(shared)[0]}): "
+            f"{len(shared)} test utterances are also training utterances (e.g. {sorted(shared)[0][0]}): "
             "test on another split or on a source that does not hold the training audio"
         )
     y_train = [u.emotion.value for u in train]
