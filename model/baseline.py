@@ -21,6 +21,7 @@ their reason; they are neither trained on nor scored.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -279,8 +280,9 @@ def run_baseline(cfg: BaselineConfig, out_dir: str | Path, progress: bool = Fals
     for split, rows in ((cfg.train_split, train), (test_split, test)):
         if not rows:
             raise ValueError(f"{cfg.dataset}: no profiled utterances in split {split!r}")
-    # By audio, not id: another adapter (a manifest) names the same clip differently.
-    shared = {(u.audio_path, u.start_s, u.end_s) for u in train} & {(u.audio_path, u.start_s, u.end_s) for u in test}
+    # By audio file, not id: another adapter (a manifest), or a folder of links, names the same clip differently.
+    clip = lambda u: (os.path.realpath(u.audio_path), u.start_s, u.end_s)  # noqa: E731
+    shared = {clip(u) for u in train} & {clip(u) for u in test}
     if shared:
         raise ValueError(
             f"{len(shared)} test utterances are also training utterances (e.g. {sorted(shared)[0][0]}): "
