@@ -121,7 +121,7 @@ class BaselineResult:
     elapsed_s: float = 0.0
     # Test gold classes the training labels lack -> utterances: kept and scored as wrong.
     outside: dict[str, int] = field(default_factory=dict)
-    # The test source's adapter rejects by reason (unknown_label: gold with no mapping, dropped).
+    # A separate test source's adapter rejects by reason (unknown_label: gold with no mapping, dropped).
     dropped: dict[str, int] = field(default_factory=dict)
 
 
@@ -238,17 +238,22 @@ def run_baseline(cfg: BaselineConfig, out_dir: str | Path, progress: bool = Fals
     proto = protocol(cfg.resolved_protocol())
     test_split = cfg.resolved_test_split()
     same = not cfg.separate_test
+    if same and test_split == ALL_SPLITS:
+        raise ValueError(
+            f"test split {ALL_SPLITS!r} of the training source would test on training audio; "
+            "give a separate test source (test_root / test_dataset)"
+        )
     loaded = load_dataset(
         cfg.dataset,
         cfg.root,
         protocol=proto.name,
-        splits=None if same and test_split == ALL_SPLITS else [cfg.train_split, *([test_split] if same else [])],
+        splits=[cfg.train_split, *([test_split] if same else [])],
         **cfg.resolved_options(),
     )
     rejects = list(loaded.rejects)
+    dropped: Counter[str] = Counter()  # of a separate test source (one source's rejects mix both splits)
     if same:
         test_loaded = loaded
-        dropped = Counter(r.reason for r in loaded.rejects)
     else:
         test_loaded = load_dataset(
             cfg.resolved_test_dataset(),

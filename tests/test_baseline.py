@@ -132,6 +132,9 @@ def test_baseline_trains_on_one_source_and_tests_on_a_manifest(demo_manifest, tm
 
 def test_test_set_must_not_hold_training_audio(tmp_path, capsys):
     code = main(["baseline", "--dataset", "demo", "--test-split", "all", "--out", str(tmp_path)])
+    assert code == 2 and "would test on training audio" in capsys.readouterr().err
+    # the same clips through a second source (here the same corpus again) are caught by their files
+    code = main(["baseline", "--dataset", "demo", "--test-dataset", "demo", "--out", str(tmp_path)])
     assert code == 2 and "72 test utterances are also training utterances" in capsys.readouterr().err
 
 
