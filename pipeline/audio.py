@@ -10,6 +10,7 @@ a record silently.
 from __future__ import annotations
 
 import struct
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,10 @@ import soundfile as sf
 import soxr
 
 SAMPLE_RATE = 16_000
+# Level targets (dBFS). Peak: -1 dB leaves headroom for resampling overshoot. RMS: -23 dBFS is the
+# EBU R128 programme level, about where speech recorded with care sits.
+PEAK_TARGET_DBFS = -1.0
+RMS_TARGET_DBFS = -23.0
 
 
 class AudioError(ValueError):
@@ -185,3 +190,29 @@ def wav_declared_frames(path: str | Path) -> int | None:
             else:
                 f.seek(size + size % 2, 1)  # chunks are word-aligned
     return None
+
+
+class Level(str, Enum):
+    """How a waveform's level is set before measuring it or encoding it.
+
+    Corpora differ in recording gain: RAVDESS keeps it (angry is loud) while other corpora peak-
+    normalise every file, so absolute loudness cues learned on one invert on the other
+    (../shared/DESIGN.md). Normalising every clip the same way on both sides removes that cue.
+    """
+
+    none = "none"  # as recorded
+    peak = "peak"  # loudest sample at PEAK_TARGET_DBFS
+    rms = "rms"  # root mean square over the clip at RMS_TARGET_DBFS (values may exceed 1: floats, never clipped)
+
+
+def normalise_level(samples: np.ndarray, level: Level | str) -> np.ndarray:
+    """``samples`` scaled to ``level``'s target; digital silence is returned unchanged."""
+    level = Level(level)
+    if level is Level.none:
+        return samples
+    x = samples.astype(np.float64)
+    reference = np.abs(x).max() if level is Level.peak else np.sqrt(np.mean(x**2))
+    if reference == 0.0:
+        return samples
+    target = PEAK_TARGET_DBFS if level is Level.peak else RMS_TARGET_DBFS
+    return (x * (10 ** (target / 20) / reference)).astype(np.float32)

@@ -127,6 +127,12 @@ class Protocol:
         emotion = self.merge.get(emotion, emotion)
         return emotion if emotion in self.labels else None
 
+    def onto(self, emotion: Emotion) -> Emotion:
+        """The gold label a model answering in this protocol is scored against: merged like
+        :meth:`apply`, but kept when the protocol lacks it (a class the model cannot answer,
+        so every such utterance counts as wrong instead of vanishing from the test set)."""
+        return self.merge.get(emotion, emotion)
+
     @property
     def names(self) -> list[str]:
         return [e.value for e in self.labels]

@@ -245,3 +245,17 @@ def test_profile_command_writes_a_run(tmp_path, corpus, monkeypatch, capsys):
 def test_duplicate_ids_are_an_error(tmp_path, corpus):
     with pytest.raises(ValueError, match="more than once"):
         compute_profiles([corpus[0], corpus[0]], tmp_path / "run")
+
+
+def test_level_normalisation_removes_recording_gain_and_has_its_own_cache(tmp_path, corpus):
+    clips = [corpus[0], corpus[5], corpus[11]]  # 0.02 .. 0.4 amplitude: ~26 dB apart as recorded
+    out = tmp_path / "run"
+    raw = compute_profiles(clips, out)
+    peak = compute_profiles(clips, out, level="peak")
+    assert peak.measured == 3  # measures at another level are never taken from the cache
+    spread = lambda run: np.ptp([p.intensity_db for p in run.profiles])  # noqa: E731
+    assert spread(raw) > 20 and spread(peak) < 0.5
+    # only the level moves: pitch is the same signal's
+    assert [p.f0_median_st for p in peak.profiles] == pytest.approx([p.f0_median_st for p in raw.profiles], abs=0.01)
+    assert compute_profiles(clips, out, level="peak").measured == 0
+    assert '"level": "peak"' in (out / "summary.json").read_text()

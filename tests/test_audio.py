@@ -157,3 +157,21 @@ def test_video_without_audio_and_corrupt_mp4(tmp_path):
     with pytest.raises(AudioError) as err:
         audio_duration(bad)
     assert err.value.reason == "corrupt_audio" and "PyAV" in str(err.value)
+
+
+def test_normalise_level_sets_peak_or_rms_and_leaves_silence():
+    from pipeline.audio import PEAK_TARGET_DBFS, RMS_TARGET_DBFS, normalise_level
+
+    x = (0.01 * np.sin(np.arange(16000) / 5)).astype(np.float32)
+    assert normalise_level(x, "none") is x
+    peak = normalise_level(x, "peak")
+    assert 20 * np.log10(np.abs(peak).max()) == pytest.approx(PEAK_TARGET_DBFS, abs=1e-4)
+    rms = normalise_level(x, "rms")
+    assert 20 * np.log10(np.sqrt(np.mean(rms.astype(np.float64) ** 2))) == pytest.approx(RMS_TARGET_DBFS, abs=1e-3)
+    assert peak.dtype == rms.dtype == np.float32
+    # one gain per clip: the waveform's shape is kept
+    assert np.corrcoef(peak, x)[0, 1] == pytest.approx(1.0)
+    silence = np.zeros(100, np.float32)
+    assert not normalise_level(silence, "peak").any()
+    with pytest.raises(ValueError):
+        normalise_level(x, "loud")

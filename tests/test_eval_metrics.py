@@ -84,3 +84,18 @@ def test_fold_mean_and_std_and_confusion_png(tmp_path):
     assert summary.std["wa"] == pytest.approx(np.std([1.0, 0.5], ddof=1))
     png = plot_confusion(folds[1], tmp_path / "cm.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
+def test_gold_classes_outside_the_model_labels_count_as_wrong():
+    from model.eval.metrics import scoring_labels
+
+    gold = ["angry", "frustrated", "angry", "sad", "frustrated"]
+    pred = ["angry", "angry", "sad", "sad", None]
+    labels = scoring_labels(["angry", "sad"], gold)
+    assert labels == ["angry", "sad", "frustrated"]
+    m = classification_metrics(gold, pred, labels, bootstrap=0)
+    recall = {c.label: c.recall for c in m.per_class}
+    assert recall == {"angry": 0.5, "sad": 1.0, "frustrated": 0.0}
+    assert m.ua == pytest.approx(0.5) and m.wa == pytest.approx(2 / 5)
+    assert m.ua == pytest.approx(balanced_accuracy_score(gold, [p or "(none)" for p in pred]))

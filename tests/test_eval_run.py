@@ -179,3 +179,71 @@ def test_label_scoring_ranks_every_label_by_its_log_probability(tiny, items, tmp
         scores[label] = -float(out.loss.detach()) * n  # mean token NLL x tokens = minus the summed log-probability
         assert float(model.answer_logprobs(batch)[0]) == pytest.approx(scores[label], abs=1e-3)
     assert row.candidates == sorted(names, key=lambda name: -scores[name])[:3]
+
+
+def _tone(path, seconds=0.6, hz=220.0):
+    import numpy as np
+    import soundfile as sf
+
+    t = np.arange(int(16000 * seconds)) / 16000
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, (0.3 * np.sin(2 * np.pi * hz * t)).astype("float32"), 16000)
+
+
+def test_eval_takes_every_actor_of_a_ravdess_folder(tiny, tmp_path, capsys):
+    _, _, checkpoint = tiny
+    root = tmp_path / "ravdess"
+    for name in ["03-01-05-01-01-01-21.wav", "03-01-04-01-01-01-21.wav", "03-01-01-01-02-01-22.wav"]:
+        _tone(root / f"Actor_{name[-6:-4]}" / name)
+    argv = ["eval", "--checkpoint", str(checkpoint), "--dataset", "ravdess", "--root", str(root)]
+    argv += ["--max-new-tokens", "3", "--out", str(tmp_path / "out")]
+    # actors 21-22 fall in no test split of the usual protocol: the error says where they are
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "no utterances in split 'test'" in err and "['train']" in err and "--split all" in err
+    assert main([*argv, "--split", "all"]) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    summary = load_summary(tmp_path / "out")
+    assert summary.split == "all" and summary.metrics.n == 3 and summary.protocol == "ravdess8"
+    assert set(pd.read_parquet(tmp_path / "out" / "predictions.parquet").speaker) == {"Actor_21", "Actor_22"}
+    # per-class recall beside the headline, one row per class of the protocol
+    assert "per-class recall (%)" in printed and "angry" in printed.split("per-class recall")[1]
+
+
+def test_eval_scores_a_manifest_against_the_model_labels(tiny, tmp_path, capsys):
+    _, _, checkpoint = tiny
+    rows = [("a.wav", "ANG"), ("b.wav", "TRI"), ("c.wav", "FRU"), ("d.wav", "BORED")]
+    for name, _ in rows:
+        _tone(tmp_path / name)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label,speaker\n" + "".join(f"{p},{label},s1\n" for p, label in rows))
+    label_map = tmp_path / "map.yaml"
+    label_map.write_text("ANG: angry\nTRI: sad\nFRU: frustrated\n")  # BORED: no mapping
+    out = tmp_path / "out"
+    argv = ["eval", "--checkpoint", str(checkpoint), "--dataset", "manifest", "--root", str(manifest)]
+    argv += ["-o", f"label_map={label_map}", "--split", "all", "--model-labels", "ravdess8"]
+    argv += ["--task", "emotion_recognition", "--max-new-tokens", "3", "--out", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    summary = load_summary(out)
+    m = summary.metrics
+    # the unmapped gold label is dropped; frustrated, which ravdess8 lacks, stays and counts as wrong
+    assert m.n == 3 and summary.n_rejects == 1 and summary.protocol == "ravdess8"
+    assert m.labels == [*protocol_names("ravdess8"), "frustrated"]
+    frustrated = next(c for c in m.per_class if c.label == "frustrated")
+    assert (frustrated.support, frustrated.recall) == (1, 0.0)
+    assert m.ua == pytest.approx(sum(c.recall for c in m.per_class if c.support) / 3)
+    assert "1 test utterances have a gold class outside the model's labels, scored as wrong: frustrated 1" in printed
+    assert "1 test utterances dropped before scoring (unknown_label 1" in printed
+    table = pd.read_parquet(out / "predictions.parquet")
+    # asked in the model's labels, never the manifest's
+    assert all("calm" in p and "frustrated" not in p for p in table.prompt), table.prompt.tolist()
+    assert sorted(table.gold) == ["angry", "frustrated", "sad"]
+    assert main([*argv[:3], "--corpus", str(tmp_path), "--model-labels", "ravdess8"]) == 2
+    assert "--model-labels applies to --dataset" in capsys.readouterr().err
+
+
+def protocol_names(name):
+    from pipeline.labels import protocol
+
+    return protocol(name).names

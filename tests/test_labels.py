@@ -92,3 +92,12 @@ def test_emotion_from_word_reads_synonyms_and_merges():
     assert emotion_from_word("thrilled", protocol("iemocap4")) is E.happy
     assert emotion_from_word("disgust", protocol("iemocap4")) is None
     assert emotion_from_word("banana") is None
+
+
+def test_onto_merges_and_keeps_classes_the_protocol_lacks():
+    from pipeline.labels import Emotion, protocol
+
+    iemocap4 = protocol("iemocap4")
+    assert iemocap4.onto(Emotion.excited) is Emotion.happy  # merged, as apply() merges
+    assert iemocap4.apply(Emotion.frustrated) is None  # apply() drops it ...
+    assert iemocap4.onto(Emotion.frustrated) is Emotion.frustrated  # ... onto() keeps it, to be scored wrong

@@ -36,7 +36,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--audio-root", action="append", default=[], metavar="[DATASET=]PATH",
         help="with --corpus: the folder that holds its audio on this machine, when the dataset moved",
     )  # fmt: skip
-    source.add_argument("--split", default="test", help="split to evaluate (RAVDESS test = actors 17-20)")
+    source.add_argument(
+        "--split", default="test",
+        help="split to evaluate (RAVDESS test = actors 17-20); 'all': every utterance of the folder or manifest",
+    )  # fmt: skip
+    source.add_argument(
+        "--model-labels", metavar="PROTOCOL",
+        help="the label protocol the model answers in (e.g. ravdess8), when the test set's differs: the "
+        "instruction lists its labels, gold labels merge onto it, gold classes it lacks count as wrong",
+    )  # fmt: skip
     source.add_argument(
         "--task", choices=["emotion_reasoning", "emotion_recognition"], default=None,
         help="instruction pool asked (dataset default: emotion_reasoning; corpus default: both if unambiguous)",
@@ -91,6 +99,8 @@ def _items(args):
     if args.corpus:
         from model.train.data import load_corpus
 
+        if args.model_labels:
+            raise ValueError("--model-labels applies to --dataset; a corpus's examples carry their own protocol")
         items = items_from_corpus(load_corpus(args.corpus, args.audio_root), args.split, task)
         if not items:
             raise ValueError(f"{args.corpus}: no emotion examples with a gold label in split {args.split!r}")
@@ -99,7 +109,7 @@ def _items(args):
         raise ValueError("--audio-root applies to --corpus; a dataset adapter reads its audio from --root")
     options = dict(args.option)
     items, rejects, utterances = items_from_dataset(
-        args.dataset, args.root, args.split, args.protocol, task or Task.emotion_reasoning, **options
+        args.dataset, args.root, args.split, args.protocol, task or Task.emotion_reasoning, args.model_labels, **options
     )
     return items, rejects, {u.id: u for u in utterances}
 
@@ -110,9 +120,17 @@ def _run(args: argparse.Namespace) -> int:
     from model.commands.baseline import _command
     from model.config import CheckpointError
     from model.eval.extract import Status
-    from model.eval.metrics import classification_metrics, plot_confusion
+    from model.eval.metrics import classification_metrics, plot_confusion, scoring_labels
     from model.eval.reasoning import reasoning_quality
-    from model.eval.report import RunSummary, load_summary, terminal_table, write_report, write_summary
+    from model.eval.report import (
+        RunSummary,
+        load_summary,
+        per_class_table,
+        scoring_notes,
+        terminal_table,
+        write_report,
+        write_summary,
+    )
     from model.eval.run import EvalRow, GenerationStats, read_predictions, rescore, resolve_checkpoint
     from pipeline.labels import protocol
     from pipeline.parquet import write_records
@@ -151,7 +169,8 @@ def _run(args: argparse.Namespace) -> int:
     write_records([*adapter_rejects, *rejects], out / "rejects.parquet", Reject)
     proto_name = rows[0].label_protocol
     proto = protocol(proto_name)
-    metrics = classification_metrics([r.gold for r in rows], [r.label for r in rows], proto.names)
+    gold = [r.gold for r in rows]
+    metrics = classification_metrics(gold, [r.label for r in rows], scoring_labels(proto.names, gold))
     plot_confusion(metrics, out / "confusion.png")
 
     profiles = None
@@ -194,6 +213,10 @@ def _run(args: argparse.Namespace) -> int:
     write_summary(summary, out)
     report = write_report([summary, *compare], out / "report.html", title=f"{summary.name} on {source} ({args.split})")
     print(terminal_table([summary, *compare]))
+    print("\n" + per_class_table([summary, *compare]))
+    outside = Counter(g for g in gold if g not in proto.names)
+    for note in scoring_notes(dict(outside), dict(Counter(r.reason for r in adapter_rejects))):
+        print(note)
     print(f"\n{len(rows)} answers ({stats.answered} generated now), {len(rejects)} rejects; {report}")
     return 0
 

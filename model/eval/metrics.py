@@ -98,6 +98,13 @@ def _indices(gold: Sequence[str], pred: Sequence[str | None], labels: Sequence[s
     return g, p
 
 
+def scoring_labels(labels: Sequence[str], gold: Sequence[str]) -> list[str]:
+    """The label set to score over: the model's ``labels``, then every gold class it lacks (in order
+    of first appearance). Those extra classes are never predicted, so their recall is 0 and they
+    pull UA down, as they should when a test set holds classes the model was never taught."""
+    return list(dict.fromkeys([*labels, *gold]))
+
+
 def classification_metrics(
     gold: Sequence[str],
     pred: Sequence[str | None],

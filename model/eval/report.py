@@ -122,6 +122,33 @@ def terminal_table(summaries: Sequence[RunSummary], folds: bool = False) -> str:
     return text
 
 
+def per_class_table(summaries: Sequence[RunSummary]) -> str:
+    """Recall per gold class (%), one column per run; classes in the first run's order, then the rest."""
+    labels = list(dict.fromkeys(c.label for s in summaries for c in s.metrics.per_class))
+    recall = [{c.label: c for c in s.metrics.per_class} for s in summaries]
+    rows = []
+    for label in labels:
+        support = next((r[label].support for r in recall if label in r and r[label].support), 0)
+        cells = ["—" if label not in r or not r[label].support else f"{100 * r[label].recall:.1f}" for r in recall]
+        rows.append([label, str(support), *cells])
+    return "per-class recall (%)\n" + _table(["class", "gold n", *(s.name for s in summaries)], rows)
+
+
+def scoring_notes(outside: dict[str, int], dropped: dict[str, int]) -> list[str]:
+    """Lines saying what the test set's labels did to the score: gold classes the model cannot
+    answer (kept, wrong) and utterances the adapter dropped (unmapped gold labels among them)."""
+    notes = []
+    if outside:
+        classes = ", ".join(f"{label} {n}" for label, n in sorted(outside.items()))
+        notes.append(f"{sum(outside.values())} test utterances have a gold class outside the model's labels, "
+                     f"scored as wrong: {classes}")  # fmt: skip
+    if dropped:
+        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(dropped.items()))
+        notes.append(f"{sum(dropped.values())} test utterances dropped before scoring ({reasons}; "
+                     "unknown_label: a gold label with no mapping; see rejects.parquet)")  # fmt: skip
+    return notes
+
+
 # ---- plots ----
 
 

@@ -27,6 +27,7 @@ from pydantic import Field
 from model.eval.extract import extract_label
 from pipeline.audio import AudioError, load_audio
 from pipeline.datasets import load_dataset
+from pipeline.datasets.common import ALL_SPLITS
 from pipeline.labels import DEFAULT_PROTOCOL, Emotion, protocol
 from pipeline.parquet import iter_records, write_records
 from pipeline.questions import load_pool
@@ -84,13 +85,21 @@ def _instruction(task: Task, utterance_id: str, labels: Sequence[str]) -> str:
     return load_pool(task).draw(utterance_id, INSTRUCTION_SEED, labels=", ".join(labels))
 
 
-def items_from_utterances(utterances: Sequence[Utterance], task: Task = Task.emotion_reasoning) -> list[EvalItem]:
-    """Items of the utterances that have audio (callers reject the others, see items_from_dataset)."""
+def items_from_utterances(
+    utterances: Sequence[Utterance], task: Task = Task.emotion_reasoning, model_labels: str | None = None
+) -> list[EvalItem]:
+    """Items of the utterances that have audio (callers reject the others, see items_from_dataset).
+
+    ``model_labels``: the protocol the model answers in, when it is not the utterances' own. The
+    instruction lists its labels, answers are read under it, and gold labels are merged onto it
+    (:meth:`Protocol.onto`); a gold class it lacks stays, and is scored as wrong."""
+    answer_in = protocol(model_labels) if model_labels else None
     items = []
     for u in utterances:
         if u.audio_path is None:
             continue
-        labels = protocol(u.label_protocol).names
+        proto = answer_in or protocol(u.label_protocol)
+        labels = proto.names
         items.append(
             EvalItem(
                 utterance_id=u.id,
@@ -98,8 +107,8 @@ def items_from_utterances(utterances: Sequence[Utterance], task: Task = Task.emo
                 split=u.split,
                 speaker=u.speaker,
                 audio_path=u.audio_path,
-                gold=u.emotion,
-                label_protocol=u.label_protocol,
+                gold=proto.onto(u.emotion),
+                label_protocol=proto.name,
                 instruction=_instruction(task, u.id, labels),
                 start_s=u.start_s,
                 end_s=u.end_s,
@@ -116,19 +125,27 @@ def items_from_dataset(
     split: str = "test",
     proto: str | None = None,
     task: Task = Task.emotion_reasoning,
+    model_labels: str | None = None,
     **options,
 ) -> tuple[list[EvalItem], list[Reject], list[Utterance]]:
-    """Items of one split of a dataset adapter, the adapter's rejects, and the utterances."""
-    loaded = load_dataset(name, root, protocol=proto or DEFAULT_PROTOCOL.get(name, "all"), splits=[split], **options)
+    """Items of one split of a dataset adapter (``ALL_SPLITS``: all of its utterances), the adapter's
+    rejects, and the utterances. ``model_labels``: see :func:`items_from_utterances`."""
+    proto = proto or DEFAULT_PROTOCOL.get(name, "all")
+    splits = None if split == ALL_SPLITS else [split]
+    loaded = load_dataset(name, root, protocol=proto, splits=splits, **options)
     if not loaded.utterances:
-        raise ValueError(f"{name}: no utterances in split {split!r} ({len(loaded.rejects)} rejects)")
+        hint = ""
+        if splits is not None:  # say where the utterances are (a RAVDESS folder without actors 17-20 has no test)
+            held = sorted({u.split for u in load_dataset(name, root, protocol=proto, **options).utterances})
+            hint = f"; its utterances are in splits {held} (--split {ALL_SPLITS} takes every one)" if held else ""
+        raise ValueError(f"{name}: no utterances in split {split!r} ({len(loaded.rejects)} rejects){hint}")
     rejects = list(loaded.rejects)
     rejects += [
         Reject(stage="eval", record_id=u.id, dataset=u.dataset, reason="no_audio", detail="the utterance has no audio")
         for u in loaded.utterances
         if u.audio_path is None
     ]
-    return items_from_utterances(loaded.utterances, task), rejects, loaded.utterances
+    return items_from_utterances(loaded.utterances, task, model_labels), rejects, loaded.utterances
 
 
 def items_from_corpus(examples: Sequence[TrainingExample], split: str, task: Task | None = None) -> list[EvalItem]:
@@ -136,7 +153,7 @@ def items_from_corpus(examples: Sequence[TrainingExample], split: str, task: Tas
     tasks = (task,) if task is not None else EMOTION_TASKS
     items = []
     for ex in examples:
-        if ex.split != split or ex.task not in tasks or ex.emotion is None:
+        if (split != ALL_SPLITS and ex.split != split) or ex.task not in tasks or ex.emotion is None:
             continue
         items.append(
             EvalItem(

@@ -36,7 +36,7 @@ from pipeline.acoustic.cues import cues_from
 from pipeline.acoustic.measure import MEASURE_VERSION, SILENT_DBFS, Measurements, ProfileFlag, measure_signal, screen
 from pipeline.acoustic.normalise import Normaliser
 from pipeline.acoustic.profile import PROFILE_VERSION, PROFILES_FILE, AcousticProfile, z_by_measure
-from pipeline.audio import AudioError, load_audio
+from pipeline.audio import AudioError, Level, load_audio, normalise_level
 from pipeline.parquet import read_records, write_records
 from pipeline.records import Record, Reject, Utterance
 
@@ -67,6 +67,7 @@ class _Job:
     start_s: float | None
     end_s: float | None
     transcript: str | None
+    level: Level = Level.none
 
 
 @dataclass
@@ -103,14 +104,17 @@ def versions() -> dict[str, str]:
     }
 
 
-def cache_key(u: Utterance) -> str:
-    """What the raw measures depend on; the file's size and mtime catch a replaced recording."""
+def cache_key(u: Utterance, level: Level = Level.none) -> str:
+    """What the raw measures depend on; the file's size and mtime catch a replaced recording.
+    The level enters only when set, so measures cached before it existed stay valid."""
     try:
         st = os.stat(u.audio_path)
         stamp = [st.st_size, st.st_mtime_ns]
     except OSError:
         stamp = [-1, -1]
     parts = [MEASURE_VERSION, u.audio_path, u.start_s, u.end_s, u.transcript, *stamp]
+    if Level(level) is not Level.none:
+        parts.append(Level(level).value)
     return hashlib.sha1(json.dumps(parts).encode()).hexdigest()[:20]
 
 
@@ -118,7 +122,7 @@ def _measure_chunk(jobs: list[_Job]) -> list[RawRow]:
     rows = []
     for job in jobs:
         try:
-            samples = load_audio(job.audio_path, job.start_s, job.end_s)
+            samples = normalise_level(load_audio(job.audio_path, job.start_s, job.end_s), job.level)
             m = measure_signal(samples, transcript=job.transcript)
             rows.append(RawRow(utterance_id=job.utterance_id, key=job.key, measurements=m))
         except AudioError as err:
@@ -195,9 +199,16 @@ def _run_jobs(jobs: list[_Job], raw_dir: Path, workers: int) -> Iterator[list[Ra
 
 
 def compute_profiles(
-    utterances: list[Utterance], out_dir: str | Path, workers: int = 1, progress: bool = False
+    utterances: list[Utterance],
+    out_dir: str | Path,
+    workers: int = 1,
+    progress: bool = False,
+    level: Level | str = Level.none,
 ) -> ProfileRun:
-    """Measure, normalise and cue every utterance with audio; write the results under `out_dir`."""
+    """Measure, normalise and cue every utterance with audio; write the results under `out_dir`.
+
+    ``level``: scale each waveform first (pipeline.audio.Level); only the loudness level changes."""
+    level = Level(level)
     out_dir = Path(out_dir)
     raw_dir = out_dir / RAW_DIR
     raw_dir.mkdir(parents=True, exist_ok=True)
@@ -208,10 +219,10 @@ def compute_profiles(
 
     with_audio = [u for u in utterances if u.audio_path is not None]
     no_audio = [u.id for u in utterances if u.audio_path is None]
-    keys = {u.id: cache_key(u) for u in with_audio}
+    keys = {u.id: cache_key(u, level) for u in with_audio}
     cache = _read_cache(raw_dir)
     jobs = [
-        _Job(u.id, keys[u.id], u.audio_path, u.start_s, u.end_s, u.transcript)
+        _Job(u.id, keys[u.id], u.audio_path, u.start_s, u.end_s, u.transcript, level)
         for u in with_audio
         if keys[u.id] not in cache
     ]
@@ -265,7 +276,9 @@ def compute_profiles(
     write_records(profiles, out_dir / PROFILES_FILE, AcousticProfile)
     write_records(rejects, out_dir / REJECTS_FILE, Reject)
     (out_dir / STATS_FILE).write_text(normaliser.model_dump_json(indent=1))
-    (out_dir / SUMMARY_FILE).write_text(json.dumps(run.summary() | {"versions": versions()}, indent=2))
+    (out_dir / SUMMARY_FILE).write_text(
+        json.dumps(run.summary() | {"level": level.value, "versions": versions()}, indent=2)
+    )
     return run
 
 

@@ -19,6 +19,9 @@ from pipeline.records import ContextTurn, Reject, Utterance
 # Previous turns kept as dialogue context. Five turns cover the exchange a listener needs to read
 # an utterance (MELD dialogues average ~9 turns) while keeping teacher prompts short.
 DEFAULT_CONTEXT_TURNS = 5
+# Not a split: asked for by evaluation and baseline commands, it means every utterance of a source,
+# whatever split its adapter assigns (e.g. a RAVDESS folder of actors 21-24, or an unsplit manifest).
+ALL_SPLITS = "all"
 
 
 @dataclass
