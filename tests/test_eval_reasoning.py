@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from model.eval.judge import JudgeVerdict
 from model.eval.reasoning import answer_from_text, judged_quality, reasoning_quality, verified_view
 from model.eval.run import EvalRow
+from pipeline.judge import JudgeVerdict
 from pipeline.rationale import EvidenceKind
 from pipeline.records import AcousticCue, CueLevel, Measure
 

@@ -64,7 +64,7 @@ def test_every_record_gets_every_check_and_all_its_reasons():
         assert [c.name for c in record.checks] == list(CHECK_NAMES)
     bad = out[2]
     assert not bad.accepted
-    assert [r.split(":")[0] for r in bad.reasons] == ["label", "quote_grounding", "leakage"]
+    assert [r.split(":")[0] for r in bad.reasons] == ["label", "quote_grounding", "leakage", "reasoning"]
     failed_request = out[4]
     assert failed_request.reasons == ["schema: stage one: request_failed: timeout"]
     assert all(c.reason.startswith("n/a") for c in failed_request.checks if c.name != "schema")
@@ -142,7 +142,7 @@ def test_blind_agreement_is_stored_always_and_checked_when_enabled():
 
 
 def test_disabled_checks_are_recorded_as_not_applicable():
-    cfg = VerifyConfig(checks=[n for n in CHECK_NAMES if n != "leakage"])
+    cfg = VerifyConfig(checks=[n for n in CHECK_NAMES if n not in ("leakage", "reasoning")])
     bad = list(verify(candidates(), UTTS, None, cfg))[2]
     assert [r.split(":")[0] for r in bad.reasons] == ["label", "quote_grounding"]
     assert next(c for c in bad.checks if c.name == "leakage").reason == "n/a: disabled"
@@ -213,7 +213,12 @@ def test_verify_command_on_the_demo_corpus(tmp_path, capsys):
         for c in (0, 1)
     ]
     write_records(rows, tmp_path / "generations.parquet", GenerationRecord)
-    assert main(["verify", str(tmp_path / "generations.parquet"), "--dataset", "demo", "--skip", "duplicate"]) == 0
+    generations = str(tmp_path / "generations.parquet")
+    # The demo speaks these sentences with several emotions: their first word is no evidence.
+    assert main(["verify", generations, "--dataset", "demo", "--skip", "duplicate"]) == 0
+    printed = capsys.readouterr().out
+    assert "6 records, 0 accepted" in printed and "relevance            failed 6" in printed
+    assert main(["verify", generations, "--dataset", "demo", "--skip", "duplicate", "--skip", "relevance"]) == 0
     printed = capsys.readouterr().out
     assert "6 records, 6 accepted, 3 selected" in printed
     assert (tmp_path / "verify.config.yaml").is_file()
