@@ -45,7 +45,7 @@ _GENERIC_CUE_WORDS = frozenset(_GENERIC_WORDS.split())
 _LINKS = re.compile(
     r"\b(?:suggest\w*|indicat\w*|signal\w*|point\w*|show\w*|reflect\w*|convey\w*|express\w*|fits?|fitting|"
     r"typical|consistent|sounds?|mark\w*|reveal\w*|because|since|so|which|means?|betray\w*|hints?|carr(?:y|ies)|"
-    r"tells?|gives?|makes?|match\w*|evidence|sign|associated|characteristic|common)\b|[:;]"
+    r"tells?|gives?|makes?|match\w*|evidence|sign|associated|characteristic|common|is|are|was|were|seems?)\b|[:;]"
 )
 _HEDGE = re.compile(
     r"\b(?:i'?m not sure|i am not sure|not sure (?:what|how|if|whether|why)|i don'?t know|hard to (?:say|tell|explain)|"

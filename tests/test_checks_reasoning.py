@@ -1,0 +1,69 @@
+"""The reasoning check: free text that ties the cited evidence to the emotion and invents nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from factories_generation import check_input, generation, profile, utterance
+
+from pipeline.checks.reasoning import check_reasoning
+from pipeline.records import Gender
+from pipeline.relevance import load_relevance
+
+TABLE = load_relevance(Path(__file__).parent / "data" / "ravdess_relevance.json")
+RAVDESS = utterance("ravdess/a", "Kids are talking by the door.", "angry", dataset="ravdess", protocol="ravdess8")
+RAVDESS = RAVDESS.model_copy(update={"gender": Gender.female})
+LOUD = profile(RAVDESS.id, loudness=1.8, loudness_variability=1.3, pitch_range=1.2)
+LOUD_CUE = [("acoustic", "louder than usual", "anger")]
+
+
+def verdict(reasoning: str, evidence=LOUD_CUE, utt=RAVDESS, prof=LOUD):
+    return check_reasoning(generation(utt, evidence, reasoning), check_input(utt, prof, relevance=TABLE))
+
+
+@pytest.mark.parametrize(
+    ("reasoning", "why"),
+    [
+        # The two accepted rows of the demo run that the issue quotes.
+        (
+            "anger; this speaker's usual brushfires are not used in this report, I'm not sure what to make of it.",
+            "names none of the evidence it cites",
+        ),
+        ("sarcasm, anger, blunt, loud, varied, loudness variability, and minor vocal range.", "links no evidence"),
+        ("The male voice is louder than usual, which suggests anger.", "gives a female speaker another gender"),
+        ("Louder than usual, the kids at the door make her angry.", "leans on the words door, kids"),
+        ("The listener hears a louder voice than usual, which suggests anger.", "invents a scene or listener"),
+        ("Louder than usual; the other speaker made her angry.", "invents a dialogue"),
+        ("Louder than usual, which suggests anger and a little off to the left of.", "stops mid-thought"),
+        ("Louder than usual suggests she is calm.", "does not name the emotion it concludes"),
+        ("I think the voice is louder than usual, which suggests anger.", "speaks as itself"),
+    ],
+)
+def test_rejects_text_that_says_nothing_about_this_utterance(reasoning, why):
+    result = verdict(reasoning)
+    assert not result.passed and why in result.reason, result.reason
+
+
+@pytest.mark.parametrize(
+    "reasoning",
+    [
+        "Louder than usual points to anger.",
+        "Much louder than this speaker's usual and more varied loudness than usual suggest anger.",
+        "She speaks much louder than usual, with a wider pitch range, which is typical of anger.",
+        "The voice is louder and more animated than usual: she is angry.",
+    ],
+)
+def test_plain_good_reasoning_passes(reasoning):
+    result = verdict(reasoning)
+    assert result.passed, result.reason
+
+
+def test_words_the_recording_says_are_not_invented():
+    # MELD: the transcript says "I" and names the kids; repeating them is not an invention.
+    meld = utterance("meld/k", "I told the kids to go home!", "angry")
+    said = generation(meld, [("lexical", "I told the kids", "anger")], "Saying the kids must go home is angry.")
+    assert check_reasoning(said, check_input(meld)).passed
+    # A quote alone is not asked to be named: a paraphrase cannot be verified without a judge.
+    paraphrase = generation(meld, [("lexical", "go home", "anger")], "He dismisses them, which sounds angry.")
+    assert check_reasoning(paraphrase, check_input(meld)).passed
