@@ -71,7 +71,7 @@ def test_fit_uses_the_training_split_and_marks_thin_cells_unknown(tmp_path):
     assert load_relevance(save_relevance(table, tmp_path / "relevance.json")) == table
     with pytest.raises(FileNotFoundError, match="no relevance table"):
         load_relevance(tmp_path / "missing")
-    (tmp_path / "bad.json").write_text("{\"cells\": 3}")
+    (tmp_path / "bad.json").write_text('{"cells": 3}')
     with pytest.raises(ValueError, match="bad.json: not a relevance table"):
         load_relevance(tmp_path / "bad.json")
 
@@ -87,7 +87,9 @@ def test_relevance_check_on_ravdess(ravdess):
     contra = generation(angry, [("acoustic", "softer than usual", "anger")], "Softer than usual suggests anger.")
     result = check_relevance(contra, check_input(angry, soft, relevance=ravdess))
     assert not result.passed
-    assert "'softer than usual' (loudness z=-1.60) contradicts angry: typically higher (loudness z +1.18" in result.reason
+    assert (
+        "'softer than usual' (loudness z=-1.60) contradicts angry: typically higher (loudness z +1.18" in result.reason
+    )
 
     # A supporting cue does not excuse a contradicting one beside it.
     both = generation(
