@@ -110,7 +110,9 @@ class ReasoningFrame(BaseModel):
 
         first = alt(dict.fromkeys(c[:1].upper() + c[1:] for c in self.cues))
         more = rf"(?: and {alt(self.cues)}){{0,{MAX_FRAME_CUES - 1}}}"
-        tail = rf"(?:, {_WORD}(?: {_WORD}){{0,{MAX_FRAME_TAIL_WORDS - 1}}})?"
+        # {0,1}, not "?": xgrammar 0.2.9 lets a group ending in a bounded repeat match without its
+        # first character when the group is marked "?" ("anger's style" for ", ..."); {0,1} compiles right.
+        tail = rf"(?:, {_WORD}(?: {_WORD}){{0,{MAX_FRAME_TAIL_WORDS - 1}}}){{0,1}}"
         return rf"^{first}{more} {alt(CONNECTORS)} {alt(self.nouns())}{tail}\.$"
 
     def suggests_pattern(self) -> str:
