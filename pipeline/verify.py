@@ -47,6 +47,7 @@ from pipeline.checks import (
 from pipeline.checks.base import failed, not_applicable, passed
 from pipeline.checks.blind import blind_agrees
 from pipeline.checks.text import plain_words
+from pipeline.grounded import FRAMED_SCHEMA_VERSION
 from pipeline.judge import JudgeConfig
 from pipeline.labels import protocol as get_protocol
 from pipeline.rationale import EvidenceKind
@@ -76,6 +77,7 @@ _DUPLICATE = CHECK_NAMES.index(DUPLICATE)
 _GROUNDING_AT = {kind: CHECK_NAMES.index(name) for kind, name in GROUNDING_OF_KIND.items()}
 # The duplicate check's slot until the batch's index has run (never in a verdict).
 _PENDING = CheckResult(name=DUPLICATE, passed=True, reason="pending")
+_FRAMED = not_applicable(DUPLICATE, "framed reasoning, built from the utterance's own cues")
 _VERIFIED_FIELDS = frozenset(VerifiedRecord.model_fields)
 
 
@@ -210,7 +212,12 @@ class _Verifier:
             results = list(self.no_answer)
             results[_SCHEMA] = CHECKS["schema"](record, evidence)
             return results
-        return [check(record, evidence) for check in self.row]
+        results = [check(record, evidence) for check in self.row]
+        if record.schema_version == FRAMED_SCHEMA_VERSION and results[_DUPLICATE] is _PENDING:
+            # A framed reasoning is built from this utterance's own measured cues (pipeline.grounded):
+            # two clips with the same cues and label say the same true thing, not a copied loop.
+            results[_DUPLICATE] = _FRAMED
+        return results
 
     def batch(self, records: list[GenerationRecord]) -> Iterator[VerifiedRecord]:
         """Verdicts of one batch, built one at a time as they are consumed.

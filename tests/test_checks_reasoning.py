@@ -59,6 +59,16 @@ def test_plain_good_reasoning_passes(reasoning):
     assert result.passed, result.reason
 
 
+def test_a_supporting_cue_named_in_the_reasoning_counts_cited_or_not():
+    # The evidence cites the loudness; the reasoning names the wider pitch range, also measured and
+    # typical of anger: the reasoning still explains this utterance's voice.
+    assert verdict("A wider pitch range than usual points to anger.").passed
+    # A measured cue that does not bear on anger (pauses) is not a link.
+    paused = profile(RAVDESS.id, loudness=1.8, pauses=1.5)
+    result = verdict("More pausing than usual suggests anger.", prof=paused)
+    assert not result.passed and "names none of the evidence" in result.reason
+
+
 def test_words_the_recording_says_are_not_invented():
     # MELD: the transcript says "I" and names the kids; repeating them is not an invention.
     meld = utterance("meld/k", "I told the kids to go home!", "angry")

@@ -19,7 +19,7 @@ import pytest
 from pipeline.checks import CHECK_NAMES, OPTIONAL_CHECKS
 from pipeline.labels import Emotion
 from pipeline.rationale import RationaleAnswer
-from pipeline.records import AcousticCue, GenerationRecord, Gender, Measure, Utterance
+from pipeline.records import AcousticCue, Gender, GenerationRecord, Measure, Utterance
 from pipeline.relevance import load_relevance
 from pipeline.verify import VerifyConfig, verify
 

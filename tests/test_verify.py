@@ -239,3 +239,21 @@ def test_stats_also_count_results_built_outside_the_shared_constructors():
     stats.add_batch(candidates()[:3], results, [True, False, True], {0}, {})
     assert stats.not_applicable == {"label": 1, "schema": 1} and stats.failed == {"label": 1}
     assert (stats.records, stats.accepted, stats.selected) == (3, 2, 1)
+
+
+def test_framed_answers_are_not_near_copies_of_each_other():
+    from pipeline.grounded import FRAMED_SCHEMA_VERSION
+
+    utts = {u.id: u for u in (utterance(f"meld/f{i}", "Okay.", "sad") for i in range(2))}
+    same = "Softer than usual points to sadness."
+    rows = [
+        generation(u, [("lexical", "Okay", "sadness")], same).model_copy(update={"schema_version": version})
+        for u in utts.values()
+        for version in ("rationale-v1",)
+    ]
+    plain = list(verify(rows, utts, None, VerifyConfig(checks=["duplicate"])))
+    assert plain[1].reasons[0].startswith("duplicate: near-copy of")
+    framed = [r.model_copy(update={"schema_version": FRAMED_SCHEMA_VERSION}) for r in rows]
+    out = list(verify(framed, utts, None, VerifyConfig(checks=["duplicate"])))
+    assert all(r.accepted for r in out)
+    assert out[1].checks[CHECK_NAMES.index("duplicate")].reason.startswith("n/a: framed reasoning")

@@ -6,7 +6,8 @@ check fails a reasoning (read in its own words: double-quoted spans are blanked)
 
 - **does not connect**: it cites acoustic evidence but names none of it (an acoustic item's
   measure, by a claim about it or a distinctive word of its cue phrase, or any cited quote's
-  content words; a paraphrased quote cannot be verified without a judge, so quotes alone are not
+  content words; a measured cue of this utterance that supports the label in the relevance table
+  counts as well, cited or not; a paraphrased quote cannot be verified without a judge, so quotes alone are not
   asked for), or does not name the concluded emotion, or has no link between them ("suggests",
   "points to", "because", "which", ..., or a colon or semicolon: a list of words is not reasoning);
 - **invents**: a hedge ("I'm not sure", "hard to explain"), the teacher's own voice ("I", "we",
@@ -28,6 +29,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+# The module, not its names: pipeline.relevance imports pipeline.checks.text, whose package imports this.
 from pipeline.checks.acoustic_claims import find_claims
 from pipeline.checks.base import CheckInput, clip, failed, not_applicable, passed
 from pipeline.checks.degeneracy import STOPWORDS
@@ -75,10 +77,21 @@ def _content(text: str) -> frozenset[str]:
 
 
 def _mentions(record: GenerationRecord, evidence: CheckInput, own: frozenset[str], measures: set) -> bool:
-    """Whether the reasoning names at least one of the evidence items it cites (asked only of acoustic evidence)."""
+    """Whether the reasoning names at least one of the evidence items it cites (asked only of acoustic
+    evidence), or a measured cue of this utterance that the relevance table says supports the label."""
     profile = evidence.profile
     if all(item.kind != _ACOUSTIC for item in record.answer.evidence):
         return True
+    if profile is not None and evidence.relevance is not None:
+        gold = evidence.protocol.apply(record.emotion) or record.emotion
+        said = f" {normalise(record.answer.reasoning)} "
+        named = measures | {c.measure for c in profile.cues if f" {normalise(c.phrase)} " in said}
+        for cue in profile.cues:
+            if (
+                cue.measure in named
+                and evidence.relevance.stance(gold, cue.measure, cue.level.direction)[0].value == "supports"
+            ):
+                return True
     for item in record.answer.evidence:
         if item.kind == _ACOUSTIC:
             named = {c.measure for c in find_claims(item.cue)}
