@@ -38,6 +38,17 @@ def verdict(reasoning: str, evidence=LOUD_CUE, utt=RAVDESS, prof=LOUD):
         ("Louder than usual, which suggests anger and a little off to the left of.", "stops mid-thought"),
         ("Louder than usual suggests she is calm.", "does not name the emotion it concludes"),
         ("I think the voice is louder than usual, which suggests anger.", "speaks as itself"),
+        # Tails of the 135M teacher's framed answers on RAVDESS.
+        ("Louder than usual is typical of anger, 21 13 5 100 002.", "invents numbers"),
+        ("Louder than usual is typical of anger, but it is not anger itself but that'sntetreatable.", "garbled words"),
+        ("Louder than usual and louder than usual are typical of anger.", "repeats itself"),
+        ("Louder than usual is typical of anger, anger.", "repeats itself"),
+        (
+            "Louder than usual is typical of anger, but this voice is not a way to express anger.",
+            "takes its conclusion",
+        ),
+        ("Louder than usual is typical of anger, but it can be more severe.", "hedges after its conclusion"),
+        ("Louder than usual is typical of anger, which is the emotion you were describing.", "addresses the reader"),
     ],
 )
 def test_rejects_text_that_says_nothing_about_this_utterance(reasoning, why):
@@ -52,6 +63,8 @@ def test_rejects_text_that_says_nothing_about_this_utterance(reasoning, why):
         "Much louder than this speaker's usual and more varied loudness than usual suggest anger.",
         "She speaks much louder than usual, with a wider pitch range, which is typical of anger.",
         "The voice is louder and more animated than usual: she is angry.",
+        "Louder than usual suggests anger, not fear.",
+        "Louder than usual suggests anger, but the wider pitch range matters as much.",
     ],
 )
 def test_plain_good_reasoning_passes(reasoning):

@@ -18,7 +18,14 @@ check fails a reasoning (read in its own words: double-quoted spans are blanked)
   voice" for a female speaker);
 - **leans on words that carry no emotion**: it uses the content words of a sentence the corpus
   speaks with several emotions (pipeline.relevance), as if they were evidence;
-- **stops mid-thought**: its last word is a function word ("... a little off to the left of.").
+- **stops mid-thought**: its last word is a function word ("... a little off to the left of.");
+- **is garbled or takes its conclusion back**: numbers the recording does not say ("calm, 21 13
+  5 100"), words run together or broken ("that'sntetreatable", "ofSadness"), a word or a cited cue
+  said twice in a row ("calm, calm", "louder than usual and louder than usual"), addressing the
+  reader ("you"), a negation after it has concluded the emotion that is not about another
+  emotion ("... typical of anger, but it is not anger itself"; "... suggests anger, not fear" is
+  fine), or, after the conclusion, a contrast ("but", "while", "though", "however") whose clause
+  names no measured cue, cited words or emotion ("... typical of calm, but it can be more severe").
 
 The rule was measured on a hand-labelled sample of RAVDESS rationales (tests/data/, docs/stage-two.md).
 The same markers are searched in each evidence item's ``suggests``.
@@ -34,7 +41,8 @@ from pipeline.checks.acoustic_claims import find_claims
 from pipeline.checks.base import CheckInput, clip, failed, not_applicable, passed
 from pipeline.checks.degeneracy import STOPWORDS
 from pipeline.checks.label import asserted_emotions
-from pipeline.checks.text import normalise, plain_words, unquoted
+from pipeline.checks.text import normalise, plain_words, stripped_words, unquoted
+from pipeline.labels import SYNONYMS
 from pipeline.rationale import EvidenceKind
 from pipeline.records import CheckResult, Gender, GenerationRecord
 
@@ -69,6 +77,65 @@ _GENDER_WORDS = {Gender.female: frozenset(_MALE_WORDS.split()), Gender.male: fro
 _DANGLING_WORDS = """the a an of to and or but with by for from in on at as that which who whose than their his her its
     my your our is are was were be been this these those into about"""
 _DANGLING = frozenset(_DANGLING_WORDS.split())
+
+
+_SECOND_PERSON = frozenset({"you", "your", "yours", "you're", "you've", "yourself"})
+_NEGATORS = frozenset({"not", "no", "never", "nor", "neither", "nothing", "without"})
+_CONTRACTION_ENDS = frozenset({"s", "t", "re", "ve", "ll", "d", "m"})
+_CAMEL = re.compile(r"[a-z][A-Z]")
+_DIGITS = re.compile(r"\d")
+EMOTION_AFTER_NEGATION = 3  # "not fear", "not a sign of fear": the negation is about another emotion
+_CONTRASTS = frozenset({"but", "while", "though", "although", "however", "yet"})
+
+
+def _garbled_word(word: str) -> bool:
+    """Words a tokenizer-level loop produces: run together at an apostrophe, or cased mid-word."""
+    core = word.strip('.,;:!?"()-')
+    if core.count("'") >= 2 or _CAMEL.search(core):
+        return True
+    head, _, tail = core.partition("'")
+    return bool(head and tail) and tail.lower() not in _CONTRACTION_ENDS
+
+
+def _garbled(reasoning: str, own: frozenset[str], allowed: frozenset[str], gold, cues) -> list[str]:
+    text = unquoted(reasoning)
+    found = []
+    numbers = sorted({w for w in own if _DIGITS.search(w)} - allowed)
+    if numbers:
+        found.append(f"invents numbers ({', '.join(numbers[:4])})")
+    broken = [w for w in text.split() if _garbled_word(w)]
+    if broken:
+        found.append(f"garbled words ({', '.join(clip(w, 24) for w in broken[:3])})")
+    words = stripped_words(text.lower())
+    repeated = sorted({a for a, b in zip(words, words[1:], strict=False) if a == b})
+    lowered = normalise(text)
+    repeated += [c.phrase for c in cues if lowered.count(normalise(c.phrase)) >= 2]
+    if repeated:
+        found.append(f"repeats itself ({', '.join(clip(r, 30) for r in repeated[:2])})")
+    if words := sorted((own & _SECOND_PERSON) - allowed):
+        found.append(f"addresses the reader ({', '.join(words)})")
+    emotions = [SYNONYMS.get(w) for w in words_of(text)]
+    first = next((i for i, e in enumerate(emotions) if e is gold), None)
+    if first is not None:
+        tokens = words_of(text)
+        for i in range(first + 1, len(tokens)):
+            if tokens[i] in _NEGATORS or tokens[i].endswith("n't"):
+                after = emotions[i + 1 : i + 1 + EMOTION_AFTER_NEGATION]
+                if not any(e is not None and e is not gold for e in after):
+                    found.append(f"takes its conclusion back ({clip(' '.join(tokens[i - 2 : i + 4]), 40)!r})")
+                    break
+        contrast = next((i for i in range(first + 1, len(tokens)) if tokens[i] in _CONTRASTS), None)
+        if contrast is not None:
+            clause = " ".join(tokens[contrast + 1 :])
+            named = find_claims(clause) or any(e is not None for e in emotions[contrast + 1 :])
+            named = named or any((_content(c.phrase) - _GENERIC_CUE_WORDS) & set(tokens[contrast + 1 :]) for c in cues)
+            if not named:
+                found.append(f"hedges after its conclusion ({clip(' '.join(tokens[contrast:]), 40)!r})")
+    return found
+
+
+def words_of(text: str) -> list[str]:
+    return stripped_words(text.lower())
 
 
 @lru_cache(maxsize=1024)
@@ -155,6 +222,7 @@ def check_reasoning(record: GenerationRecord, evidence: CheckInput) -> CheckResu
             f"leans on the words {', '.join(words)} of a sentence this corpus speaks with "
             f"{len(sentence.emotions)} emotions"
         )
+    problems += _garbled(reasoning, own, allowed, gold, evidence.profile.cues if evidence.profile is not None else [])
     last = plain_words(reasoning)[-1:] if reasoning else ()
     if last and last[0] in _DANGLING:
         problems.append(f"stops mid-thought (ends on {last[0]!r}: {clip(reasoning[-40:], 40)!r})")
