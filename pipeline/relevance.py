@@ -15,6 +15,15 @@ and None ("unknown") when fewer than ``min_utterances`` utterances of the emotio
 no verdict is drawn from such a cell. A cue in direction d then *supports* the emotion when
 d = direction, *contradicts* it when d = -direction, and is *neutral* when direction is 0.
 
+A data-driven direction can be an artefact of the corpus: RAVDESS actors draw their angry lines out
+(angry clips are slower than the same actor's average) and narrow their pitch range for fear,
+while the literature on vocal expression finds anger faster and fear wider in range (Murray &
+Arnott 1993; Juslin & Laukka 2003). A rationale that teaches "speaking slowly is typical of anger"
+would not transfer, and hand labels rejected such rows. With ``prior`` (on by default) a cell
+whose significant direction contradicts a well-documented one (``DOCUMENTED``) is *disputed*: its
+direction is 0, so it neither supports nor contradicts. Where the literature is silent (voice
+quality, loudness variability, pauses, neutral speech) the data decides.
+
 Only the training split is read (``split``; a dataset without one, IEMOCAP's sessions for
 instance, falls back to every utterance not in dev or test), so a test utterance's label never
 shapes the table.
@@ -46,6 +55,17 @@ from pipeline.records import Measure, Record, Utterance
 
 RELEVANCE_VERSION = "relevance-v1"
 RELEVANCE_FILE = "relevance.json"
+# Directions of vocal emotion that the literature agrees on (Murray & Arnott 1993, table 1; Juslin &
+# Laukka 2003, table 7), per emotion and measure: +1 higher / faster / louder than neutral speech.
+DOCUMENTED: dict[Emotion, dict[Measure, int]] = {
+    Emotion.angry: {Measure.pitch_level: 1, Measure.pitch_range: 1, Measure.loudness: 1, Measure.speaking_rate: 1},
+    Emotion.happy: {Measure.pitch_level: 1, Measure.pitch_range: 1, Measure.loudness: 1, Measure.speaking_rate: 1},
+    Emotion.fearful: {Measure.pitch_level: 1, Measure.pitch_range: 1, Measure.speaking_rate: 1},
+    Emotion.sad: {Measure.pitch_level: -1, Measure.pitch_range: -1, Measure.loudness: -1, Measure.speaking_rate: -1},
+    Emotion.disgusted: {Measure.pitch_level: -1, Measure.speaking_rate: -1},
+    Emotion.surprised: {Measure.pitch_level: 1, Measure.pitch_range: 1},
+    Emotion.calm: {Measure.loudness: -1, Measure.speaking_rate: -1},
+}
 _HELD_OUT = frozenset({"dev", "test", "validation", "valid", "val", "eval"})
 
 
@@ -68,6 +88,7 @@ class RelevanceSettings(BaseModel):
     min_effect: float = Field(0.25, ge=0.0, description="|mean z| below this is no typical deviation")
     confidence: float = Field(0.95, gt=0.5, lt=1.0, description="of the mean's interval (Student's t)")
     min_sentence_emotions: int = Field(2, ge=2, description="a transcript said with this many emotions is not evidence")
+    prior: bool = Field(True, description="a direction that contradicts DOCUMENTED is disputed (direction 0)")
 
 
 class CueDirection(Record):
@@ -80,6 +101,7 @@ class CueDirection(Record):
     low: float | None = Field(None, description="lower bound of the mean's interval")
     high: float | None = None
     direction: int | None = Field(None, description="+1 / -1 typical deviation, 0 none, None unknown (too few)")
+    disputed: bool = Field(False, description="the data's direction contradicts the documented one (DOCUMENTED)")
 
     def describe(self) -> str:
         """'loudness z +1.18 [+1.02, +1.34], n=128' for a reason string."""
@@ -120,7 +142,7 @@ class RelevanceTable(Record):
         cell = self.cell(emotion, measure)
         if cell is None or cell.direction is None:
             return Stance.unknown, cell
-        if cell.direction == 0 or sign == 0:
+        if cell.direction == 0 or sign == 0:  # no typical deviation, or a disputed one
             return Stance.neutral, cell
         return (Stance.supports if sign == cell.direction else Stance.contradicts), cell
 
@@ -196,6 +218,8 @@ def _cell(emotion: Emotion, measure: Measure, zs: list[float], settings: Relevan
     half = float(student_t.ppf(0.5 + settings.confidence / 2, n - 1)) * sd / math.sqrt(n)
     low, high = mean - half, mean + half
     significant = (low > 0 or high < 0) and abs(mean) >= settings.min_effect
+    direction = (1 if mean > 0 else -1) if significant else 0
+    disputed = settings.prior and direction != 0 and DOCUMENTED.get(emotion, {}).get(measure) == -direction
     return CueDirection(
         emotion=emotion,
         measure=measure,
@@ -203,7 +227,8 @@ def _cell(emotion: Emotion, measure: Measure, zs: list[float], settings: Relevan
         mean_z=round(mean, 4),
         low=round(low, 4),
         high=round(high, 4),
-        direction=(1 if mean > 0 else -1) if significant else 0,
+        direction=0 if disputed else direction,
+        disputed=disputed,
     )
 
 

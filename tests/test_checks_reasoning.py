@@ -90,3 +90,24 @@ def test_words_the_recording_says_are_not_invented():
     # A quote alone is not asked to be named: a paraphrase cannot be verified without a judge.
     paraphrase = generation(meld, [("lexical", "go home", "anger")], "He dismisses them, which sounds angry.")
     assert check_reasoning(paraphrase, check_input(meld)).passed
+
+
+def test_a_framed_reasoning_adds_nothing_but_the_voice_after_its_conclusion():
+    from pipeline.grounded import FRAMED_SCHEMA_VERSION
+
+    def framed(reasoning: str):
+        record = generation(RAVDESS, LOUD_CUE, reasoning).model_copy(update={"schema_version": FRAMED_SCHEMA_VERSION})
+        return check_reasoning(record, check_input(RAVDESS, LOUD, relevance=TABLE))
+
+    assert framed("Louder than usual is typical of anger.").passed
+    assert framed("Louder than usual is typical of anger, with more varied loudness than usual.").passed
+    result = framed("Louder than usual is typical of anger, which is the emotion used in this example.")
+    assert not result.passed and "adds words after its conclusion that are not about the voice" in result.reason
+    # The same words in free (not framed) reasoning are not read this way.
+    free = check_reasoning(
+        generation(
+            RAVDESS, LOUD_CUE, "Louder than usual is typical of anger, which is the emotion used in this example."
+        ),
+        check_input(RAVDESS, LOUD, relevance=TABLE),
+    )
+    assert "adds words" not in free.reason

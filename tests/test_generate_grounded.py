@@ -123,7 +123,7 @@ def test_evidence_plan_and_framed_reasoning_on_ravdess(tmp_path: Path) -> None:
         acoustic = schema["$defs"]["AcousticEvidence"]["properties"]
         cue = allowed(acoustic["cue"])[0]
         noun = acoustic["suggests"]["pattern"].strip("^$()?:").split("|")[0]
-        reasoning = f"{cue[:1].upper()}{cue[1:]} points to {noun}, as the voice shows."
+        reasoning = f"{cue[:1].upper()}{cue[1:]} points to {noun}."
         assert re.fullmatch(schema["properties"]["reasoning"]["pattern"], reasoning), reasoning
         answer = {"evidence": [{"kind": "acoustic", "cue": cue, "suggests": noun}], "reasoning": reasoning}
         return [json.dumps(answer | {"emotion": allowed(schema["properties"]["emotion"])[0]})] * req.sampling.n
@@ -145,7 +145,7 @@ def test_evidence_plan_and_framed_reasoning_on_ravdess(tmp_path: Path) -> None:
     by_utt = {r.utterance_id: r for r in run.records if r.candidate == 0}
     assert by_utt["ravdess/01"].error.startswith("no_supporting_evidence: nothing supports angry")
     assert by_utt["ravdess/00"].schema_version == FRAMED_SCHEMA_VERSION
-    assert by_utt["ravdess/02"].answer.reasoning == "Softer than usual points to sadness, as the voice shows."
+    assert by_utt["ravdess/02"].answer.reasoning == "Softer than usual points to sadness."
     # Stage two accepts what the plan and the frame produced.
     from pipeline.verify import verify
 

@@ -43,6 +43,12 @@ def test_ravdess_table_says_which_way_cues_point(ravdess):
     assert ravdess.stance(Emotion.sad, Measure.loudness, +1)[0] is Stance.contradicts
     assert ravdess.stance(Emotion.calm, Measure.voice_quality, +1)[0] is Stance.supports
     assert ravdess.stance(Emotion.angry, Measure.pauses, +1)[0] is Stance.neutral  # no typical deviation
+    # RAVDESS actors draw angry lines out and narrow their pitch for fear; the literature finds the
+    # opposite, so those cells are disputed and support nothing.
+    assert ravdess.stance(Emotion.angry, Measure.speaking_rate, -1)[0] is Stance.neutral
+    assert ravdess.cell(Emotion.angry, Measure.speaking_rate).disputed
+    assert ravdess.cell(Emotion.fearful, Measure.pitch_range).disputed
+    assert sum(c.disputed for c in ravdess.cells) == 2
     cell = ravdess.cell(Emotion.angry, Measure.loudness)
     assert cell.n == 128 and cell.low > 0 and cell.mean_z == pytest.approx(1.18, abs=0.01)
     # Both RAVDESS sentences are spoken with all eight emotions: their words are no evidence.

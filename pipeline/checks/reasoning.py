@@ -27,6 +27,12 @@ check fails a reasoning (read in its own words: double-quoted spans are blanked)
   fine), or, after the conclusion, a contrast ("but", "while", "though", "however") whose clause
   names no measured cue, cited words or emotion ("... typical of calm, but it can be more severe").
 
+A framed reasoning (``schema_version`` ending ``+framed``: one of the offered cues, a connector and
+the emotion, then at most ten free words, pipeline.grounded.ReasoningFrame) fails when it adds free
+words after the emotion that do not name a measured cue: there the 135M teacher wrote "which is
+the emotion used in this example", "has been observed in a background of celestial signal
+injuries", "so is unhappiness".
+
 The rule was measured on a hand-labelled sample of RAVDESS rationales (tests/data/, docs/stage-two.md).
 The same markers are searched in each evidence item's ``suggests``.
 """
@@ -42,6 +48,7 @@ from pipeline.checks.base import CheckInput, clip, failed, not_applicable, passe
 from pipeline.checks.degeneracy import STOPWORDS
 from pipeline.checks.label import asserted_emotions
 from pipeline.checks.text import normalise, plain_words, stripped_words, unquoted
+from pipeline.grounded import EMOTION_NOUNS, FRAMED_SCHEMA_VERSION
 from pipeline.labels import SYNONYMS
 from pipeline.rationale import EvidenceKind
 from pipeline.records import CheckResult, Gender, GenerationRecord
@@ -192,6 +199,25 @@ def _invented(text: str, own: frozenset[str], evidence: CheckInput, allowed: fro
     return found
 
 
+def _framed_tail(record: GenerationRecord, cues) -> str | None:
+    """The free words after a framed reasoning's conclusion, when they name no measured cue."""
+    nouns = EMOTION_NOUNS.get(record.emotion.value, ())
+    reasoning = record.answer.reasoning
+    # The frame ends the conclusion with one of the emotion's nouns ("... points to anger"); the rest is free.
+    conclusion = re.search(
+        r"\b(?:" + "|".join(map(re.escape, sorted(nouns, key=len, reverse=True))) + r")\b", reasoning
+    )
+    if conclusion is None:
+        return None
+    tail = reasoning[conclusion.end() :].strip(" .,")
+    if not tail or find_claims(tail):
+        return None
+    words = frozenset(plain_words(tail))
+    if any((_content(c.phrase) - _GENERIC_CUE_WORDS) & words for c in cues):
+        return None
+    return tail
+
+
 def check_reasoning(record: GenerationRecord, evidence: CheckInput) -> CheckResult:
     answer = record.answer
     if answer is None:
@@ -222,7 +248,10 @@ def check_reasoning(record: GenerationRecord, evidence: CheckInput) -> CheckResu
             f"leans on the words {', '.join(words)} of a sentence this corpus speaks with "
             f"{len(sentence.emotions)} emotions"
         )
-    problems += _garbled(reasoning, own, allowed, gold, evidence.profile.cues if evidence.profile is not None else [])
+    cues = evidence.profile.cues if evidence.profile is not None else []
+    problems += _garbled(reasoning, own, allowed, gold, cues)
+    if record.schema_version == FRAMED_SCHEMA_VERSION and (tail := _framed_tail(record, cues)):
+        problems.append(f"adds words after its conclusion that are not about the voice ({clip(tail, 40)!r})")
     last = plain_words(reasoning)[-1:] if reasoning else ()
     if last and last[0] in _DANGLING:
         problems.append(f"stops mid-thought (ends on {last[0]!r}: {clip(reasoning[-40:], 40)!r})")

@@ -75,6 +75,8 @@ def _typical(stance: _relevance.Stance, cell: CueDirection | None, gold) -> str:
         _relevance.Stance.contradicts: "contradicts",
         _relevance.Stance.neutral: "does not bear on",
     }[stance]
+    if cell.disputed:
+        return f"does not bear on {gold.value}: this corpus's direction contradicts the literature ({cell.describe()})"
     way = "higher" if cell.direction > 0 else "lower" if cell.direction < 0 else "no different"
     return f"{verb} {gold.value}: typically {way} ({cell.describe()})"
 
