@@ -59,6 +59,9 @@ def test_failed_rules_trainable_share_and_relevance_table():
         "degeneracy · truncated"
     )
     assert rule_of("duplicate: near-copy of ravdess/03-01-05#acoustic#0") == "duplicate · near-copy of"
+    assert rule_of("schema: stage one: no_supporting_evidence: nothing supports angry") == (
+        "schema · no_supporting_evidence"
+    )
     assert rule_of("relevance: acoustic cue 'louder than usual' (loudness z=+1.40) contradicts sad: typically") == (
         "relevance · acoustic cue contradicts sad"
     )

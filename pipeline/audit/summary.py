@@ -22,6 +22,7 @@ from pipeline.relevance import RelevanceTable
 
 LENGTH_QUANTILES = (0.0, 0.1, 0.5, 0.9, 1.0)
 EXCERPT_CHARS = 90
+STAGE_ONE = "stage one: "  # how the schema check quotes a stage-one error
 RULE_WORDS = 6  # a rule's name: at most this many words of its reason
 _VARYING = re.compile(r"\S*[/#]\S*|'[^']*'|\"[^\"]*\"|“[^”]*”|\([^)]*\)|\[[^\]]*\]|[-+]?\d[\d.,%]*")
 
@@ -30,6 +31,8 @@ def rule_of(reason: str) -> str:
     """'check · rule' of one failed check's reason (its first problem; see the module doc)."""
     check, _, detail = reason.partition(": ")
     first = detail.split("; ")[0]
+    if first.startswith(STAGE_ONE):  # schema's "stage one: <reason>: ...": the stage-one reason is the rule
+        first = first[len(STAGE_ONE) :]
     words = " ".join(_VARYING.sub(" ", first).split(":")[0].split()[:RULE_WORDS])
     return f"{check} · {words}" if words else check
 
