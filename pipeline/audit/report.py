@@ -122,15 +122,16 @@ def plot_relevance(summary: AuditSummary) -> str:
     limit = max(1.0, float(abs(frame.fillna(0)).to_numpy().max()))
     ax.set_facecolor("#bdbdbd")  # unknown cells (NaN) show the background
     image = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
-    directions = {(c.emotion.value, c.measure.value): c.direction for c in table.cells}
+    cells = {(c.emotion.value, c.measure.value): c for c in table.cells}
     for i, emotion in enumerate(frame.index):
         for j, measure in enumerate(frame.columns):
-            direction = directions[(emotion, measure)]
-            text = "?" if direction is None else f"{values[i, j]:+.1f}{'*' if direction else ''}"
+            cell = cells[(emotion, measure)]
+            mark = "*" if cell.direction else "†" if cell.disputed else ""
+            text = "?" if cell.direction is None else f"{values[i, j]:+.1f}{mark}"
             ax.text(j, i, text, ha="center", va="center", fontsize=7)
     ax.set_xticks(range(len(frame.columns)), [c.replace("_", " ") for c in frame.columns], rotation=30, ha="right")
     ax.set_yticks(range(len(frame.index)), list(frame.index))
-    ax.set_title("Which way each cue points: mean z per emotion (* typical deviation, ? unknown)")
+    ax.set_title("Which way each cue points: mean z (* typical, † disputed, ? unknown)")
     fig.colorbar(image, ax=ax, label="mean speaker-normalised z")
     return _png(fig)
 

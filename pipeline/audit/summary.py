@@ -201,13 +201,13 @@ def relevance_text(table: RelevanceTable) -> str:
     for emotion in frame.index:
         for measure in frame.columns:
             c = cells[(emotion, measure)]
-            out.loc[emotion, measure] = (
-                "unknown" if c.direction is None else f"{c.mean_z:+.2f}{'*' if c.direction else ''}"
-            )
+            mark = "*" if c.direction else "†" if c.disputed else ""
+            out.loc[emotion, measure] = "unknown" if c.direction is None else f"{c.mean_z:+.2f}{mark}"
     lines.append(out.to_string())
     lines.append(
         f"(* typical deviation: the {table.settings.confidence:.0%} interval excludes 0 and |mean z| >= "
-        f"{table.settings.min_effect}; fitted on {table.fitted_on} utterances of the {table.settings.split} split)"
+        f"{table.settings.min_effect}; † disputed: the direction contradicts the literature and supports nothing; "
+        f"fitted on {table.fitted_on} utterances of the {table.settings.split} split)"
     )
     for sentence in table.sentences:
         lines.append(f"sentence spoken with {len(sentence.emotions)} emotions: {sentence.text!r}")
