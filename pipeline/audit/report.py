@@ -103,7 +103,7 @@ def plot_failed_rules(summary: AuditSummary) -> str:
     else:
         ax.text(0.5, 0.5, "no rejected candidates", ha="center", transform=ax.transAxes)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title(f"Failed rules, top {MAX_RULES} (a candidate can fail several)")
+    ax.set_title(f"Failed rules, top {MAX_RULES}")
     ax.set_xlabel("rejected candidates")
     ax.tick_params(axis="y", labelsize=7)
     return _png(fig)
