@@ -237,7 +237,7 @@ def format_summary(summary: AuditSummary) -> str:
     lines = [
         f"{summary.n} candidates for {f['utterance_id'].nunique()} utterances: {n_acc} accepted "
         f"({n_acc / summary.n:.1%}), {int(f['selected'].sum())} selected for training, "
-        f"{int((~f['parsed']).sum())} unparsed",
+        f"{int((~f['parsed']).sum())} without an answer (no request, or unparsed)",
         f"trainable (accepted, evidence verified to support the label): {int(f['trainable'].sum())} candidates, "
         f"{summary.trainable_utterances} of {f['utterance_id'].nunique()} utterances",
     ]
