@@ -126,12 +126,13 @@ def _grounded_schema(
     emotion = getattr(fields["emotion"], "value", fields["emotion"])
     frame = None
     if framed and not label_blind:
-        # The reasoning opens with what the evidence offers: the cues, else the quotable words.
+        # The reasoning opens with what the evidence offers: the cues, else the quotable words, in
+        # curly quotes (xgrammar writes a pattern's ASCII '"' unescaped, which breaks the JSON).
         openers = [c.phrase for c in cues or []]
         if not openers and transcript:
-            openers = [f'saying "{span}"' for span in word_spans(transcript, MAX_QUOTE_WORDS)]
+            openers = [f"saying “{span}”" for span in word_spans(transcript, MAX_QUOTE_WORDS)]
         if not openers:
-            openers = [f'the earlier words "{s}"' for turn in fields["context"] for s in word_spans(turn.text)]
+            openers = [f"the earlier words “{s}”" for turn in fields["context"] for s in word_spans(turn.text)]
         frame = ReasoningFrame(cues=tuple(dict.fromkeys(openers)), emotion=emotion) if openers else None
     model = grounded_answer_model(
         transcript=transcript,

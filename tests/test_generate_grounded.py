@@ -157,3 +157,12 @@ def test_framed_reasoning_for_the_embedded_teacher_only() -> None:
     assert GenerateConfig().resolved_framed("embedded") is True
     assert GenerateConfig().resolved_framed("google/gemma-2-9b-it") is False
     assert GenerateConfig(framed=True).resolved_framed("google/gemma-2-9b-it") is True
+
+
+def test_framed_quotes_keep_the_answer_valid_json(tmp_path: Path) -> None:
+    # A lexical opener in ASCII double quotes came back unescaped from xgrammar (invalid JSON).
+    client = FakeClient(grounded_reply)
+    generate([utt(0, "Why does this printer never work?")], None, cfg(grounded=True, framed=True), tmp_path, client)
+    (req,) = client.seen
+    pattern = req.json_schema["properties"]["reasoning"]["pattern"]
+    assert "saying “Why does this printer never work”" in pattern and '"' not in pattern
