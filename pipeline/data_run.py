@@ -10,6 +10,7 @@ Layout of a run folder (see docs/corpora.md):
 
     utterances.parquet        adapters' output          rejects.parquet   every stage's rejects
     profiles/                 acoustic profiles         generations.parquet  stage one
+    relevance.json            which way each cue points (pipeline.relevance), read by stages one and two
     verified.parquet          stage two verdicts        corpora/, hf/     training corpora
     audit.html                the audit report          data.config.yaml  the resolved config
 """
@@ -42,6 +43,7 @@ from pipeline.llm.embedded import EMBEDDED
 from pipeline.parquet import read_records, write_records
 from pipeline.prompts import PROMPTS_DIR
 from pipeline.records import Reject, Utterance
+from pipeline.relevance import RELEVANCE_FILE, RelevanceSettings, fit_relevance, load_relevance, save_relevance
 from pipeline.splits import plan_splits
 from pipeline.verify import VerifyConfig
 from pipeline.verify_file import verify_file
@@ -75,7 +77,7 @@ EMBEDDED_BATCH = 32
 # Short prompts for the small teacher: the full templates' ~550-token system prompt was ~40 % of
 # the demo's generate time (prefill), and their format example is what the 135M model copied.
 # Grounded decoding (GenerateConfig.grounded) supplies the format.
-EMBEDDED_TEMPLATES = {"acoustic": "rationale/acoustic_compact.v1", "elaborate": "rationale/elaborate_compact.v1"}
+EMBEDDED_TEMPLATES = {"acoustic": "rationale/acoustic_compact.v2", "elaborate": "rationale/elaborate_compact.v1"}
 
 
 def embedded_teacher_config() -> GenerateConfig:
@@ -100,6 +102,9 @@ class DataConfig(BaseModel):
     out: str = "runs/demo"
     workers: int = Field(2, ge=1, description="processes for the acoustic profile")
     profiles: bool = Field(True, description="measure the voice (skipped anyway for datasets without audio)")
+    relevance: RelevanceSettings = Field(
+        default_factory=RelevanceSettings, description="the relevance table fitted on the training split"
+    )
     generate: GenerateConfig = Field(
         default_factory=embedded_teacher_config,
         description="stage one; the defaults suit the embedded 135M teacher (see load_data_config for others)",
@@ -219,6 +224,7 @@ def build_steps(cfg: DataConfig) -> list[Step]:
     out = Path(cfg.out)
     utterances, profiles_dir = out / UTTERANCES, out / PROFILES_DIR
     profiles_file, generations, verified = profiles_dir / "profiles.parquet", out / GENERATIONS, out / VERIFIED
+    relevance_file = out / RELEVANCE_FILE
 
     def utts() -> list[Utterance]:
         # Missing files are the profile step's rejects, not an error here.
@@ -264,8 +270,18 @@ def build_steps(cfg: DataConfig) -> list[Step]:
         found = load_profiles(profiles_file)
         return found or None
 
+    def relevance() -> str:
+        table = fit_relevance(usable(), profiles_or_none(), cfg.relevance)
+        save_relevance(table, relevance_file)
+        known = sum(c.direction is not None for c in table.cells)
+        directed = sum(bool(c.direction) for c in table.cells)
+        return (
+            f"{len(table.cells)} cells fitted on {table.fitted_on} utterances: {directed} with a typical "
+            f"deviation, {len(table.cells) - known} unknown; {len(table.sentences)} multi-emotion sentence(s)"
+        )
+
     def stage_one() -> StepResult:
-        run = generate(usable(), profiles_or_none(), cfg.generate, out)
+        run = generate(usable(), profiles_or_none(), cfg.generate, out, relevance=load_relevance(relevance_file))
         failed = run.failed_requests()
         if not failed:
             return StepResult(run.summary())
@@ -285,7 +301,8 @@ def build_steps(cfg: DataConfig) -> list[Step]:
             answers = generate_blind(utterances_, profiles, cfg.generate, out)
             blind = {uid: answer.emotion for uid, answer in answers.items()}
         by_id = {u.id: u for u in utterances_}
-        stats = verify_file(generations, by_id, profiles, cfg.verify, blind, out_path=verified)
+        table = load_relevance(relevance_file)
+        stats = verify_file(generations, by_id, profiles, cfg.verify, blind, out_path=verified, relevance=table)
         return stats.summary()
 
     def corpora() -> str:
@@ -311,8 +328,15 @@ def build_steps(cfg: DataConfig) -> list[Step]:
             adapters,
         ),
         Step("profile", [utterances], [profiles_file], {"profiles": cfg.profiles}, profile),
-        Step("generate", [utterances, profiles_file, *prompt_files], [generations], cfg.generate, stage_one),
-        Step("verify", [utterances, profiles_file, generations], [verified], cfg.verify, stage_two),
+        Step("relevance", [utterances, profiles_file], [relevance_file], cfg.relevance, relevance),
+        Step(
+            "generate",
+            [utterances, profiles_file, relevance_file, *prompt_files],
+            [generations],
+            cfg.generate,
+            stage_one,
+        ),
+        Step("verify", [utterances, profiles_file, relevance_file, generations], [verified], cfg.verify, stage_two),
         Step(
             "corpora",
             [utterances, verified, profiles_dir / "rejects.parquet", *prompt_files],
@@ -322,7 +346,9 @@ def build_steps(cfg: DataConfig) -> list[Step]:
         ),
     ]
     if cfg.audit:
-        steps.append(Step("audit", [verified, profiles_file, out / "corpora"], [out / "audit.html"], {}, audit))
+        steps.append(
+            Step("audit", [verified, profiles_file, relevance_file, out / "corpora"], [out / "audit.html"], {}, audit)
+        )
     return steps
 
 

@@ -18,7 +18,11 @@ rows with errors are also written as :class:`pipeline.records.Reject` rows for t
 
 With grounded decoding (``cfg.grounded``, on by default) each utterance's request
 carries its own answer schema (:mod:`pipeline.grounded`), keyed into the cache like any schema, and
-its rows record ``schema_version = "rationale-v1+grounded-v2"``.
+its rows record ``schema_version = "rationale-v1+grounded-v3"`` (``...+framed`` when the reasoning
+is framed, ``cfg.framed``). Given the run's relevance table, the evidence plan
+(:mod:`pipeline.evidence_plan`, ``cfg.evidence_plan``) decides which cues and whether transcript
+words each prompt and schema offer; an utterance with nothing that supports its label gets no
+request and rows with ``error = "no_supporting_evidence: ..."``.
 """
 
 from __future__ import annotations
@@ -37,12 +41,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from pipeline.evidence_plan import PlanMode
 from pipeline.generate_slots import HasCues, Slot, Style, load_style, render_slots, sampling_json
 from pipeline.llm.base import LLMClient, LLMRequest, LLMResult, Sampling
 from pipeline.llm.config import LLMConfig, make_client
+from pipeline.llm.embedded import EMBEDDED
 from pipeline.parquet import arrow_schema, write_records, write_table_atomic
 from pipeline.rationale import BlindAnswer, RationaleAnswer
 from pipeline.records import GenerationRecord, Reject, Utterance
+from pipeline.relevance import RelevanceTable
 from pipeline.request_cache import Cached, RequestCache, request_key
 
 log = logging.getLogger(__name__)
@@ -52,7 +59,7 @@ STYLE_TEMPLATES: dict[str, str] = {
     "elaborate": "rationale/elaborate.v1",
     "summarize": "rationale/summarize.v1",
     "label_only": "rationale/label_only.v1",
-    "acoustic": "rationale/acoustic.v1",
+    "acoustic": "rationale/acoustic.v2",
     "blind": "rationale/blind.v1",
 }
 # Retries of an unparseable answer must sample something new: greedy decoding would repeat itself.
@@ -81,6 +88,17 @@ class GenerateConfig(BaseModel):
         "transcript spans, measured cues or earlier turns, and whose emotion is the gold label; needs a backend "
         "that honours a JSON schema (all three do; turn it off for an API that rejects the schema's keywords)",
     )
+    evidence_plan: PlanMode = Field(
+        PlanMode.supporting,
+        description="which evidence the teacher is offered for its gold label (pipeline.evidence_plan): "
+        "supporting = only the cues that point toward it, all = every cue, supporting first, off = as measured; "
+        "needs the run's relevance table",
+    )
+    framed: bool | None = Field(
+        None,
+        description="under grounded decoding, a reasoning built from the offered cues, a connector and the emotion "
+        "(pipeline.grounded.ReasoningFrame) instead of free words; None = on for the embedded teacher only",
+    )
     max_parse_retries: int = Field(2, ge=0, description="re-asks of a candidate that does not parse")
     max_context_turns: int = Field(8, ge=0, description="earlier dialogue turns shown to the teacher")
     limit: int | None = Field(None, ge=1, description="only the first N utterances")
@@ -99,6 +117,11 @@ class GenerateConfig(BaseModel):
     @classmethod
     def _all_styles(cls, value: dict[str, str]) -> dict[str, str]:
         return {**STYLE_TEMPLATES, **value}
+
+    def resolved_framed(self, model: str) -> bool:
+        """Whether grounded requests to ``model`` frame the reasoning (see ``framed``)."""
+        # A 135M model's free words invent scenes and listeners; a capable teacher writes its own.
+        return self.framed if self.framed is not None else model == EMBEDDED
 
     def resolved_styles(self, have_profiles: bool) -> list[str]:
         styles = self.styles or (["acoustic"] if have_profiles else ["elaborate"])
@@ -279,12 +302,14 @@ def generate(
     cfg: GenerateConfig,
     out_dir: str | Path,
     client: LLMClient | None = None,
+    relevance: RelevanceTable | None = None,
 ) -> GenerateRun:
     """Run stage one; write ``out_dir/<cfg.output>`` and ``out_dir/<cfg.rejects_output>``.
 
     ``profiles`` maps utterance id to its acoustic profile (only ``.cues`` is read); None when
     the dataset has no audio. ``client`` defaults to ``make_client(cfg.llm)``, built only when
-    some request is not in the cache (and closed at the end).
+    some request is not in the cache (and closed at the end). ``relevance`` is the run's
+    relevance table: with it, ``cfg.evidence_plan`` decides which evidence each prompt offers.
     """
     start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -297,7 +322,8 @@ def generate(
     runner = _Runner(client, cfg.llm, cache, cfg.progress)
     try:
         styles = [load_style(s, cfg, who) for s in cfg.resolved_styles(profiles is not None)]
-        slots = render_slots(utts, profiles, styles, cfg, grounded=cfg.grounded)
+        framed = cfg.grounded and cfg.resolved_framed(who[1])
+        slots = render_slots(utts, profiles, styles, cfg, grounded=cfg.grounded, framed=framed, relevance=relevance)
         requests = _ask(slots, cfg, runner)
         for attempt in range(1, cfg.max_parse_retries + 1):
             if not _retry(slots, cfg, runner, attempt):

@@ -12,12 +12,21 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
-from pipeline.grounded import GROUNDED_SCHEMA_VERSION, grounded_answer_model
+from pipeline.evidence_plan import EvidencePlan, plan_evidence
+from pipeline.grounded import (
+    FRAMED_SCHEMA_VERSION,
+    GROUNDED_SCHEMA_VERSION,
+    MAX_QUOTE_WORDS,
+    ReasoningFrame,
+    grounded_answer_model,
+    word_spans,
+)
 from pipeline.labels import protocol
 from pipeline.llm.base import LLMResult, Sampling
 from pipeline.prompts import PromptError, RenderedPrompt, Template, load_template
 from pipeline.rationale import ANSWER_SCHEMA_VERSION, BlindAnswer, RationaleAnswer
 from pipeline.records import AcousticCue, Utterance
+from pipeline.relevance import RelevanceTable
 from pipeline.request_cache import canonical_json, key_prefix, request_key
 
 if TYPE_CHECKING:
@@ -70,15 +79,17 @@ class Slot:
     error: str | None = None  # "reason: detail" when this utterance cannot fill the template
 
 
-def _prompt_fields(utt: Utterance, profile: HasCues | None, cfg: GenerateConfig) -> dict[str, Any]:
+def _prompt_fields(utt: Utterance, profile: HasCues | None, cfg: GenerateConfig, plan: EvidencePlan | None):
     context = utt.context[-cfg.max_context_turns :] if cfg.max_context_turns else []
+    cues = profile.cues if profile is not None else None
     return {
         "dataset": utt.dataset,
         "labels": protocol(utt.label_protocol).names,
         "emotion": utt.emotion,
         "transcript": utt.transcript,
         "context": context,
-        "cues": profile.cues if profile is not None else None,
+        "cues": plan.cues if plan is not None and cues is not None else cues,
+        "sentence_emotions": len(plan.sentence.emotions) if plan is not None and plan.sentence is not None else 1,
     }
 
 
@@ -104,27 +115,45 @@ def load_style(name: str, cfg: GenerateConfig, who: tuple[str, str]) -> Style:
     return Style(name, template, answer_model, schema, prefix, who, sampling_json(cfg.sampling))
 
 
-def _grounded_schema(style: Style, fields: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """This utterance's grounded answer schema and its cache-key prefix (see pipeline.grounded)."""
+def _grounded_schema(
+    style: Style, fields: dict[str, Any], plan: EvidencePlan | None, framed: bool
+) -> tuple[dict[str, Any], str, str]:
+    """This utterance's grounded answer schema, its cache-key prefix and schema version (see pipeline.grounded)."""
     used = style.template.fields
     label_blind = "emotion" not in used  # the schema must not reveal the label the prompt withholds
+    quote_words = "transcript" in used and (plan is None or plan.quote_words)
+    transcript = fields["transcript"] if quote_words else None
+    cues = fields["cues"] if "cues" in used else None
+    emotion = getattr(fields["emotion"], "value", fields["emotion"])
+    frame = None
+    if framed and not label_blind:
+        # The reasoning opens with what the evidence offers: the cues, else the quotable words, in
+        # curly quotes (xgrammar writes a pattern's ASCII '"' unescaped, which breaks the JSON).
+        openers = [c.phrase for c in cues or []]
+        if not openers and transcript:
+            openers = [f"saying “{span}”" for span in word_spans(transcript, MAX_QUOTE_WORDS)]
+        if not openers:
+            openers = [f"the earlier words “{s}”" for turn in fields["context"] for s in word_spans(turn.text)]
+        frame = ReasoningFrame(cues=tuple(dict.fromkeys(openers)), emotion=emotion) if openers else None
     model = grounded_answer_model(
-        transcript=fields["transcript"] if "transcript" in used else None,
-        cues=fields["cues"] if "cues" in used else None,
+        transcript=transcript,
+        cues=cues,
         context=fields["context"] if "context" in used else (),
-        emotions=fields["labels"] if label_blind else [getattr(fields["emotion"], "value", fields["emotion"])],
+        emotions=fields["labels"] if label_blind else [emotion],
+        frame=frame,
     )
     schema = model.model_json_schema()
+    version = FRAMED_SCHEMA_VERSION if frame is not None else GROUNDED_SCHEMA_VERSION
     prefix = key_prefix(
         template_id=style.template.id,
         template_hash=style.template.hash,
         backend=style.who[0],
         model=style.who[1],
         sampling_json=style.sampling_json,
-        schema_version=GROUNDED_SCHEMA_VERSION,
+        schema_version=version,
         schema_json=canonical_json(schema),
     )
-    return schema, prefix
+    return schema, prefix, version
 
 
 def render_slots(
@@ -133,13 +162,15 @@ def render_slots(
     styles: Sequence[Style],
     cfg: GenerateConfig,
     grounded: bool,
+    framed: bool = False,
+    relevance: RelevanceTable | None = None,
 ) -> list[Slot]:
     slots = []
     n = cfg.sampling.n
     for utt in utts:
         profile = profiles.get(utt.id) if profiles is not None else None
         for style in styles:
-            slot = _render_one(style, utt, profile, cfg, grounded)
+            slot = _render_one(style, utt, profile, cfg, grounded, framed, relevance)
             slot.candidates = [Candidate(error=slot.error) for _ in range(n)]
             if slot.prompt is not None:
                 slot.key = request_key(slot.prefix, slot.prompt.messages)
@@ -147,15 +178,29 @@ def render_slots(
     return slots
 
 
-def _render_one(style: Style, utt: Utterance, profile: HasCues | None, cfg: GenerateConfig, grounded: bool) -> Slot:
+def _render_one(
+    style: Style,
+    utt: Utterance,
+    profile: HasCues | None,
+    cfg: GenerateConfig,
+    grounded: bool,
+    framed: bool,
+    relevance: RelevanceTable | None,
+) -> Slot:
     """A slot with its prompt and schema, or with ``error`` when the utterance cannot fill the template."""
     try:
-        fields = _prompt_fields(utt, profile, cfg)
+        # Only a prompt given the gold label is planned: a label-blind one must not learn it from the offer.
+        plan = None
+        if relevance is not None and "emotion" in style.template.fields:
+            plan = plan_evidence(utt, profile.cues if profile is not None else None, relevance, cfg.evidence_plan)
+            if plan.empty:
+                return Slot(utt, style, None, error=f"no_supporting_evidence: {plan.why_empty(utt.emotion.value)}")
+        fields = _prompt_fields(utt, profile, cfg, plan)
         prompt = style.template.render(**fields)
         if not grounded:
             return Slot(utt, style, prompt, schema=style.schema, prefix=style.prefix)
-        schema, prefix = _grounded_schema(style, fields)
-        return Slot(utt, style, prompt, schema=schema, prefix=prefix, schema_version=GROUNDED_SCHEMA_VERSION)
+        schema, prefix, version = _grounded_schema(style, fields, plan, framed)
+        return Slot(utt, style, prompt, schema=schema, prefix=prefix, schema_version=version)
     except PromptError as exc:  # missing transcript, profile, ...: the reason leads the message
         return Slot(utt, style, None, error=str(exc))
     except ValueError as exc:  # an unknown label protocol, nothing a grounded answer could cite

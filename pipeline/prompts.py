@@ -44,7 +44,7 @@ HASH_CHARS = 16  # 64 bits of sha256: no collision among a project's prompt vers
 ANSWER_KINDS = ("rationale", "blind")
 
 # Placeholders a template may use, and the fences the renderer writes around data.
-FIELDS = ("dataset", "labels", "emotion", "transcript", "context", "cues")
+FIELDS = ("dataset", "labels", "emotion", "transcript", "context", "cues", "words")
 FENCE_TAGS = ("transcript", "context", "acoustic_cues")
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 # A fence tag in the data, opening or closing, with any spacing or case: "</ Transcript", "<context".
@@ -54,6 +54,12 @@ _DEFUSED = "\u2039"  # single left-pointing angle quotation mark: reads like "<"
 NO_CONTEXT = "(none: this is the first turn of the dialogue)"
 NO_CUES = "(none: every measure was typical for this speaker)"
 NOT_MEASURED = "(not measured: no audio for this utterance)"
+# {{words}}: whether the transcript's words are evidence (stage one's evidence plan decides).
+WORDS_ARE_EVIDENCE = "The words may be quoted as evidence."
+WORDS_ARE_NOT_EVIDENCE = (
+    "This sentence is spoken with {n} different emotions in this dataset, so its words are no evidence: "
+    "explain the emotion from the voice."
+)
 
 
 class PromptError(ValueError):
@@ -117,9 +123,20 @@ class Template:
         transcript: str | None = None,
         context: Sequence[ContextTurn] = (),
         cues: Sequence[AcousticCue] | None = None,
+        sentence_emotions: int = 1,
     ) -> RenderedPrompt:
-        """Chat messages for one utterance; raises PromptError when a field the template uses is missing."""
-        values: dict[str, str] = {"dataset": dataset, "labels": ", ".join(labels), "context": format_context(context)}
+        """Chat messages for one utterance; raises PromptError when a field the template uses is missing.
+
+        ``sentence_emotions``: how many emotions the corpus speaks the transcript with (the
+        evidence plan's count; at 2 or more ``{{words}}`` says the words are no evidence)."""
+        values: dict[str, str] = {
+            "dataset": dataset,
+            "labels": ", ".join(labels),
+            "context": format_context(context),
+            "words": WORDS_ARE_EVIDENCE
+            if sentence_emotions < 2
+            else WORDS_ARE_NOT_EVIDENCE.format(n=sentence_emotions),
+        }
         if "transcript" in self.fields:
             if transcript is None or not transcript.strip():
                 raise PromptError("missing_transcript", f"{self.id} quotes the transcript; the utterance has none")

@@ -10,13 +10,17 @@ deterministically for every row, so here they are read off the checks instead of
   still counts if one of its lexical quotes is found in the transcript (``quote_matcher``).
 - **Groundedness**: among answers that quote at all, the share whose quotes are *all* faithful
   (quote_grounding passed). The 0–2 view: 2 all quotes grounded, 1 some, 0 none.
-- **Relevance**: share of all answers that conclude the gold label without arguing for another
-  (the label check passed) and give evidence. The 0–2 view: 2 when, in addition, every piece of
-  evidence is verified (quote, acoustic and context grounding all passed), 1 when some is not,
-  0 when the label check failed or there is no evidence. A proxy: no check can tell whether
-  the evidence actually supports the label, which the paper's judge rated (on RAVDESS with the
-  135M teacher this reads 90 % where a hand audit found 4 of 40 relevant); the LLM reasoning
-  judge of ``emoreason eval`` asks it.
+- **Relevance**: share of all answers whose evidence supports the gold label. When the judge
+  check ran, the judge's 0–2 score is the paper's measure and is used as it is. Otherwise the
+  relevance check measures it (pipeline.checks.relevance: the cited cues point toward the label
+  in the run's relevance table, no quote of a sentence spoken with several emotions): 2 when it
+  passed and every piece of evidence is verified (quote, acoustic and context grounding), 1 when
+  the label was kept and evidence given but the check could not judge it (n/a, or rows verified
+  before the check existed) or some grounding failed, 0 when it failed, the label check failed
+  or there is no evidence. ``relevance`` is the share scoring 2, over the answers whose relevance
+  was measured (``n_relevance``: the check applied, or the judge rated it); none measured: no figure. (Read off the label check
+  alone, as before the relevance check, the 135M teacher's RAVDESS run scored 90 % where a hand
+  audit found 4 of 40 relevant.)
 - **Acoustic grounding rate** (ours): among answers that cite the voice, the share whose
   acoustic claims all agree with the measured profile.
 
@@ -77,6 +81,7 @@ class RecordQuality(BaseModel):
     quote_score: int | None  # 0–2, None when the answer quotes nothing
     relevant: bool
     relevance_score: int  # 0–2
+    relevance_measured: bool  # the relevance check applied, or the judge rated it
     cites_voice: bool
     voice_grounded: bool | None  # None when the answer cites no acoustic evidence
 
@@ -90,11 +95,12 @@ class QualityReport(BaseModel):
     n_parsed: int
     n_quoting: int
     n_citing_voice: int
+    n_relevance: int  # answers whose relevance was measured (relevance check applied, or judged)
     quotation_rate: float
     groundedness: float
     groundedness_score: float  # mean 0–2 score / 2, over quoting answers
-    relevance: float
-    relevance_score: float  # mean 0–2 score / 2, over all answers
+    relevance: float  # share scoring 2, over the answers whose relevance was measured
+    relevance_score: float  # mean 0–2 score / 2, over the same answers
     acoustic_evidence_rate: float
     acoustic_grounding_rate: float
     n_blind: int
@@ -125,12 +131,17 @@ class QualityReport(BaseModel):
                 PAPER_REFERENCE["groundedness_score"],
                 f"{self.n_quoting} quoting",
             ),
-            ("Relevance (label kept, evidence given)", pct(self.relevance, self.n), None, f"{self.n} answers"),
+            (
+                "Relevance (evidence supports the label)",
+                pct(self.relevance, self.n_relevance),
+                None,
+                f"{self.n_relevance} of {self.n} measured",
+            ),
             (
                 "Relevance (0–2 scale)",
-                pct(self.relevance_score, self.n),
+                pct(self.relevance_score, self.n_relevance),
                 PAPER_REFERENCE["relevance_score"],
-                f"{self.n} answers",
+                f"{self.n_relevance} of {self.n} measured",
             ),
             ("Acoustic evidence rate", pct(self.acoustic_evidence_rate, self.n), None, f"{self.n} answers"),
             (
@@ -167,8 +178,19 @@ def record_quality(record: VerifiedRecord, quote_matcher: QuoteMatcher = quote_i
     grounding = [find_check(record, name) for name in GROUNDING_CHECKS]
     all_grounded = all(c is None or c.passed for c in grounding)
     label = find_check(record, "label")
-    relevant = bool(evidence) and label is not None and label.passed
-    relevance_score = (2 if all_grounded else 1) if relevant else 0
+    kept = bool(evidence) and label is not None and label.passed
+    check = find_check(record, "relevance")
+    judged = getattr(record, "judge_relevance", None)
+    measured = judged is not None or answer is None or applies(check)  # no answer: nothing supports the label
+    if judged is not None:
+        relevance_score = judged  # the paper's own measure
+    elif not kept or (check is not None and not check.passed):
+        relevance_score = 0
+    elif not applies(check):
+        relevance_score = 1  # evidence given, support not verifiable here
+    else:
+        relevance_score = 2 if all_grounded else 1
+    relevant = relevance_score == 2
 
     voice = [e for e in evidence if e.kind == EvidenceKind.acoustic]
     voice_check = find_check(record, "acoustic_grounding")
@@ -180,6 +202,7 @@ def record_quality(record: VerifiedRecord, quote_matcher: QuoteMatcher = quote_i
         quote_score=quote_score,
         relevant=relevant,
         relevance_score=relevance_score,
+        relevance_measured=measured,
         cites_voice=bool(voice),
         voice_grounded=voice_grounded,
     )
@@ -190,7 +213,7 @@ def quality_report(
 ) -> QualityReport:
     """Reasoning-quality metrics of ``records`` (all of them: filter first to measure a subset)."""
     n = n_parsed = quoting = verified_quote = all_faithful = quote_points = 0
-    relevant = relevance_points = voice = voice_ok = n_blind = blind_ok = 0
+    relevant = relevance_points = n_relevance = voice = voice_ok = n_blind = blind_ok = 0
     for record in records:
         q = record_quality(record, quote_matcher)
         n += 1
@@ -200,8 +223,10 @@ def quality_report(
             quote_points += q.quote_score
             verified_quote += q.quote_score >= 1
             all_faithful += q.quote_score == 2
-        relevant += q.relevant
-        relevance_points += q.relevance_score
+        if q.relevance_measured:
+            n_relevance += 1
+            relevant += q.relevant
+            relevance_points += q.relevance_score
         if q.cites_voice:
             voice += 1
             voice_ok += bool(q.voice_grounded)
@@ -217,11 +242,12 @@ def quality_report(
         n_parsed=n_parsed,
         n_quoting=quoting,
         n_citing_voice=voice,
+        n_relevance=n_relevance,
         quotation_rate=share(verified_quote, n),
         groundedness=share(all_faithful, quoting),
         groundedness_score=share(quote_points / 2, quoting),
-        relevance=share(relevant, n),
-        relevance_score=share(relevance_points / 2, n),
+        relevance=share(relevant, n_relevance),
+        relevance_score=share(relevance_points / 2, n_relevance),
         acoustic_evidence_rate=share(voice, n),
         acoustic_grounding_rate=share(voice_ok, voice),
         n_blind=n_blind,

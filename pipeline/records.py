@@ -206,3 +206,4 @@ class VerifiedRecord(GenerationRecord):
     selected: bool = Field(False, description="the candidate chosen for training among its utterance's candidates")
     blind_emotion: str | None = None
     blind_agrees: bool | None = None
+    judge_relevance: int | None = Field(None, description="the LLM judge's Relevance (0-2) when the judge check ran")

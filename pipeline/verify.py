@@ -33,13 +33,26 @@ from operator import attrgetter
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pipeline.checks import CHECK_NAMES, CHECKS, DUPLICATE, CheckInput, CheckSettings, DuplicateIndex, ProfileLike
+from pipeline.checks import (
+    CHECK_NAMES,
+    CHECKS,
+    DUPLICATE,
+    OPTIONAL_CHECKS,
+    CheckInput,
+    CheckSettings,
+    DuplicateIndex,
+    JudgedRelevance,
+    ProfileLike,
+)
 from pipeline.checks.base import failed, not_applicable, passed
 from pipeline.checks.blind import blind_agrees
 from pipeline.checks.text import plain_words
+from pipeline.grounded import FRAMED_SCHEMA_VERSION
+from pipeline.judge import JudgeConfig
 from pipeline.labels import protocol as get_protocol
 from pipeline.rationale import EvidenceKind
 from pipeline.records import CheckResult, GenerationRecord, Utterance, VerifiedRecord
+from pipeline.relevance import RelevanceSettings, RelevanceTable, fit_relevance
 from pipeline.verify_stats import VerifyStats
 
 BLIND_STYLE = "blind"  # stage one's label-blind style: its rows feed blind_consistency, they are not verified
@@ -64,6 +77,7 @@ _DUPLICATE = CHECK_NAMES.index(DUPLICATE)
 _GROUNDING_AT = {kind: CHECK_NAMES.index(name) for kind, name in GROUNDING_OF_KIND.items()}
 # The duplicate check's slot until the batch's index has run (never in a verdict).
 _PENDING = CheckResult(name=DUPLICATE, passed=True, reason="pending")
+_FRAMED = not_applicable(DUPLICATE, "framed reasoning, built from the utterance's own cues")
 _VERIFIED_FIELDS = frozenset(VerifiedRecord.model_fields)
 
 
@@ -85,10 +99,17 @@ class VerifyConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     checks: list[str] = Field(
-        default_factory=lambda: [n for n in CHECK_NAMES if n != "blind_consistency"],
+        default_factory=lambda: [n for n in CHECK_NAMES if n not in OPTIONAL_CHECKS],
         description="checks that run; the others are recorded as 'n/a: disabled'",
     )
     blind: bool = Field(False, description="run label-blind self-consistency (needs blind answers)")
+    judge: bool = Field(False, description="run the LLM judge's Relevance check (pipeline.judge_relevance)")
+    judge_with: JudgeConfig = Field(
+        default_factory=JudgeConfig, description="the judge's LLM and prompt (those of `emoreason eval`)"
+    )
+    relevance: RelevanceSettings = Field(
+        default_factory=RelevanceSettings, description="how the relevance table is fitted when none is given"
+    )
     settings: CheckSettings = CheckSettings()
     weights: ScoreWeights = ScoreWeights()
     blind_style: str = Field(BLIND_STYLE, description="stage-one style of label-blind answers (not rationales)")
@@ -104,6 +125,8 @@ class VerifyConfig(BaseModel):
     def enabled(self, name: str) -> bool:
         if name == "blind_consistency":
             return self.blind
+        if name == "judge":
+            return self.judge
         return name in self.checks
 
 
@@ -147,8 +170,11 @@ class _Verifier:
         cfg: VerifyConfig,
         blind: Mapping[str, str] | None,
         stats: VerifyStats,
+        relevance: RelevanceTable | None = None,
+        judged: Mapping[str, JudgedRelevance] | None = None,
     ):
         self.utterances, self.profiles, self.cfg, self.blind, self.stats = utterances, profiles, cfg, blind, stats
+        self.relevance, self.judged = relevance, judged
         self.duplicates = DuplicateIndex(cfg.settings) if cfg.enabled(DUPLICATE) else None
         disabled = {name: not_applicable(name, "disabled") for name in CHECK_NAMES if not cfg.enabled(name)}
         # What runs at each position of CHECK_NAMES: the check, or the fixed result of a disabled one.
@@ -171,6 +197,8 @@ class _Verifier:
             settings=self.cfg.settings,
             blind_emotion=self.blind.get(utterance_id) if self.blind is not None else None,
             blind_enabled=self.cfg.blind,
+            relevance=self.relevance,
+            judged=self.judged if self.cfg.judge else None,
         )
 
     def _run_checks(self, record: GenerationRecord, evidence: CheckInput) -> list[CheckResult]:
@@ -184,7 +212,12 @@ class _Verifier:
             results = list(self.no_answer)
             results[_SCHEMA] = CHECKS["schema"](record, evidence)
             return results
-        return [check(record, evidence) for check in self.row]
+        results = [check(record, evidence) for check in self.row]
+        if record.schema_version == FRAMED_SCHEMA_VERSION and results[_DUPLICATE] is _PENDING:
+            # A framed reasoning is built from this utterance's own measured cues (pipeline.grounded):
+            # two clips with the same cues and label say the same true thing, not a copied loop.
+            results[_DUPLICATE] = _FRAMED
+        return results
 
     def batch(self, records: list[GenerationRecord]) -> Iterator[VerifiedRecord]:
         """Verdicts of one batch, built one at a time as they are consumed.
@@ -251,6 +284,7 @@ class _Verifier:
         accepted: bool,
     ) -> VerifiedRecord:
         blind_emotion = evidence.blind_emotion
+        judged = evidence.judged.get(record.id) if evidence.judged is not None else None
         return _extend(
             record,
             accepted=accepted,
@@ -262,6 +296,7 @@ class _Verifier:
             blind_agrees=(
                 blind_agrees(blind_emotion, record, evidence.protocol) if blind_emotion is not None else None
             ),
+            judge_relevance=judged.relevance if judged is not None else None,
         )
 
 
@@ -345,11 +380,20 @@ def verify(
     cfg: VerifyConfig | None = None,
     blind: Mapping[str, str] | None = None,
     stats: VerifyStats | None = None,
+    relevance: RelevanceTable | None = None,
+    judged: Mapping[str, JudgedRelevance] | None = None,
 ) -> Iterator[VerifiedRecord]:
-    """Verify stage-one records, in order, streaming; ``stats`` (if given) is filled a batch at a time."""
+    """Verify stage-one records, in order, streaming; ``stats`` (if given) is filled a batch at a time.
+
+    ``relevance``: the run's relevance table; without one it is fitted here from ``utterances``
+    and ``profiles`` (``cfg.relevance``), as ``emoreason data`` does. ``judged``: the judge's
+    verdicts by record id (:func:`pipeline.judge_relevance.judge_relevance`), for ``cfg.judge``.
+    """
     cfg = cfg or VerifyConfig()
     stats = stats if stats is not None else VerifyStats()
-    verifier = _Verifier(utterances, profiles, cfg, blind, stats)
+    if relevance is None and (cfg.enabled("relevance") or cfg.enabled("reasoning")):
+        relevance = fit_relevance(utterances.values(), profiles, cfg.relevance)
+    verifier = _Verifier(utterances, profiles, cfg, blind, stats, relevance, judged)
     rationales = (r for r in records if r.style != cfg.blind_style)  # blind answers are inputs, not rationales
     # What is alive now (the dataset, the profiles, imported modules) lives until the end: frozen, the
     # cyclic garbage collector stops re-scanning it on every full collection, which here cost more

@@ -20,9 +20,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.checks import ProfileLike
+from pipeline.checks import JudgedRelevance, ProfileLike
 from pipeline.parquet import arrow_schema, iter_records, to_table
 from pipeline.records import GenerationRecord, Utterance, VerifiedRecord
+from pipeline.relevance import RelevanceTable
 from pipeline.verify import BLIND_STYLE, Adjacency, VerifyConfig, verify
 from pipeline.verify_stats import VerifyStats
 
@@ -79,6 +80,8 @@ def verify_file(
     cfg: VerifyConfig | None = None,
     blind: Mapping[str, str] | None = None,
     out_path: str | Path = "verified.parquet",
+    relevance: RelevanceTable | None = None,
+    judged: Mapping[str, JudgedRelevance] | None = None,
 ) -> VerifyStats:
     """Verify a stage-one parquet into one parquet of every record with its verdict.
 
@@ -88,14 +91,25 @@ def verify_file(
     hundred MB), sorted, and written to a temporary file renamed into place: a killed run leaves
     no output, and what a killed run left behind is removed by the next. The counts and the
     resolved config are written beside it as ``<out>.json``.
+
+    ``relevance``: the run's relevance table (fitted from ``utterances`` and ``profiles`` when
+    None). With ``cfg.judge`` and no ``judged`` verdicts, the judge rates every parsed candidate
+    first (:func:`pipeline.judge_relevance.judge_relevance`, cached in ``<out folder>/cache/judge.sqlite``).
     """
     in_path, out_path = Path(in_path), Path(out_path)
     cfg = cfg or VerifyConfig()
     _check_adjacent(in_path, cfg.blind_style)
+    if cfg.judge and judged is None:
+        from pipeline.judge_relevance import judge_relevance  # the LLM client only when the judge runs
+
+        cache = out_path.parent / "cache" / "judge.sqlite"
+        judged = judge_relevance(
+            iter_records(in_path, GenerationRecord), cfg.judge_with, cache, skip_style=cfg.blind_style
+        )
     out_path.parent.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(out_path)
     stats = VerifyStats()
-    stream = verify(iter_records(in_path, GenerationRecord), utterances, profiles, cfg, blind, stats)
+    stream = verify(iter_records(in_path, GenerationRecord), utterances, profiles, cfg, blind, stats, relevance, judged)
     tables = []
     while batch := list(islice(stream, cfg.batch_size)):
         tables.append(to_table(batch, VerifiedRecord))

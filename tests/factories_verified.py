@@ -19,6 +19,9 @@ CHECKS = (
     "duplicate",
     "blind_consistency",
     "injection",
+    "relevance",
+    "reasoning",
+    "judge",
 )
 CREATED = datetime.datetime(2026, 11, 26, 12, 0, tzinfo=datetime.timezone.utc)
 
@@ -31,7 +34,7 @@ def verified(
     reasoning: str = "The words and the voice point the same way.",
     concluded: str | None = None,
     failed: dict[str, str] | None = None,
-    not_applicable: tuple[str, ...] = ("context_grounding", "blind_consistency"),
+    not_applicable: tuple[str, ...] = ("context_grounding", "blind_consistency", "judge"),
     *,
     dataset: str = "meld",
     split: str = "train",

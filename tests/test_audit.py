@@ -45,6 +45,48 @@ def test_summary_numbers():
         summarise([])
 
 
+def test_failed_rules_trainable_share_and_relevance_table():
+    import json as _json
+    from pathlib import Path
+
+    from factories_verified import verified
+
+    from pipeline.audit.summary import rule_of
+    from pipeline.relevance import RelevanceTable
+
+    # Rules, not only checks: what varies per row is taken out, so one rule counts once.
+    assert rule_of("degeneracy: truncated: the reasoning has all 60 words grounded decoding allows") == (
+        "degeneracy · truncated"
+    )
+    assert rule_of("duplicate: near-copy of ravdess/03-01-05#acoustic#0") == "duplicate · near-copy of"
+    assert rule_of("schema: stage one: no_supporting_evidence: nothing supports angry") == (
+        "schema · no_supporting_evidence"
+    )
+    assert rule_of("relevance: acoustic cue 'louder than usual' (loudness z=+1.40) contradicts sad: typically") == (
+        "relevance · acoustic cue contradicts sad"
+    )
+    cut = [
+        verified(f"meld/t{i}", "Fine.", "angry", failed={"degeneracy": f"truncated: all {50 + i} words"})
+        for i in range(3)
+    ]
+    loop = [verified("meld/l", "Fine.", "angry", failed={"degeneracy": "repetition loop: 40% of 3-grams repeat"})]
+    # Accepted but never judged relevant (the relevance check was n/a): not trainable.
+    unjudged = verified("meld/u", "Fine.", "angry", not_applicable=("context_grounding", "relevance", "judge"))
+    good = verified("meld/g", "I hate you!", "angry", [("lexical", "I hate you", "anger")], selected=True)
+    table = RelevanceTable.model_validate(
+        _json.loads((Path(__file__).parent / "data" / "ravdess_relevance.json").read_text())
+    )
+    summary = summarise([*cut, *loop, unjudged, good], relevance=table)
+    assert summary.by_rule.loc["degeneracy · truncated", "failures"] == 3
+    assert summary.by_rule.loc["degeneracy · repetition loop", "failures"] == 1
+    assert summary.frame["trainable"].tolist() == [False] * 5 + [True]
+    assert summary.trainable_utterances == 1
+    text = format_summary(summary)
+    assert "trainable (accepted, evidence verified to support the label): 1 candidates, 1 of 6 utterances" in text
+    assert "Failed rules" in text and "Relevance table" in text
+    assert "sentence spoken with 8 emotions: 'kids are talking by the door'" in text
+
+
 def test_html_is_self_contained_and_escaped():
     records = corpus_records()
     html = render_report(
@@ -54,7 +96,7 @@ def test_html_is_self_contained_and_escaped():
     assert "<script" not in html.lower()  # the injected transcript shows as text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "runs/&lt;demo&gt;" in html and "louder &amp; faster" in html
-    assert html.count("data:image/png;base64,") == 4
+    assert html.count("data:image/png;base64,") == 5  # four charts and the relevance heat map
     for label in ("angry", "happy", "neutral", "sad", "surprised"):
         assert f"<summary>{label} —" in html
 

@@ -30,7 +30,12 @@ def test_demo_run_writes_every_output_then_does_nothing(tmp_path, capsys):
         cfg = _config(server.url, out)
         assert run_data(cfg).did_work
         sent = len(server.requests_seen)
-        assert sent == 6  # one request per utterance: the default asks one candidate
+        # One request per utterance (the default asks one candidate), except where the evidence plan
+        # finds nothing that supports the label: those are rows with a reason, not requests.
+        generations = pd.read_parquet(out / "generations.parquet")
+        unsupported = generations["error"].fillna("").str.startswith("no_supporting_evidence").sum()
+        assert 0 < sent == 6 - unsupported // 2  # two rows (candidates) per utterance
+        assert (out / "relevance.json").is_file()
 
         for name in ("utterances.parquet", "profiles/profiles.parquet", "generations.parquet", "verified.parquet"):
             assert (out / name).is_file(), name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from model.eval.judge import (
+from pipeline.judge import (
     Judge,
     JudgeConfig,
     JudgeItem,

@@ -82,3 +82,87 @@ def test_an_utterance_with_nothing_to_cite_is_a_row_not_a_crash(tmp_path: Path) 
     assert len(bad) == 2 and all(r.error.startswith("invalid_input: nothing to cite") for r in bad)
     rejects = read_records(run.rejects_path, Reject)
     assert {r.reason for r in rejects} == {"invalid_input"}
+
+
+def _ravdess_utts():
+    from pipeline.records import Utterance
+
+    def clip(i: int, emotion: str) -> Utterance:
+        return Utterance(
+            id=f"ravdess/{i:02d}",
+            dataset="ravdess",
+            split="train",
+            transcript="Kids are talking by the door.",
+            speaker="Actor_02",
+            emotion=emotion,
+            raw_label=emotion,
+            label_protocol="ravdess8",
+        )
+
+    return [clip(0, "angry"), clip(1, "angry"), clip(2, "sad")]
+
+
+def test_evidence_plan_and_framed_reasoning_on_ravdess(tmp_path: Path) -> None:
+    import re
+
+    from factories_generation import profile
+
+    from pipeline.grounded import FRAMED_SCHEMA_VERSION
+    from pipeline.relevance import load_relevance
+
+    table = load_relevance(Path(__file__).parent / "data" / "ravdess_relevance.json")
+    utts = _ravdess_utts()
+    profiles = {
+        "ravdess/00": profile("ravdess/00", loudness=2.2, pitch_level=-1.3),  # louder supports, lower pitch does not
+        "ravdess/01": profile("ravdess/01", pitch_level=-1.3),  # nothing supports anger
+        "ravdess/02": profile("ravdess/02", loudness=-1.2, speaking_rate=1.4),  # softer supports sad
+    }
+
+    def framed_reply(req: LLMRequest, _: int) -> list[str]:
+        schema = req.json_schema
+        acoustic = schema["$defs"]["AcousticEvidence"]["properties"]
+        cue = allowed(acoustic["cue"])[0]
+        noun = acoustic["suggests"]["pattern"].strip("^$()?:").split("|")[0]
+        reasoning = f"{cue[:1].upper()}{cue[1:]} points to {noun}."
+        assert re.fullmatch(schema["properties"]["reasoning"]["pattern"], reasoning), reasoning
+        answer = {"evidence": [{"kind": "acoustic", "cue": cue, "suggests": noun}], "reasoning": reasoning}
+        return [json.dumps(answer | {"emotion": allowed(schema["properties"]["emotion"])[0]})] * req.sampling.n
+
+    client = FakeClient(framed_reply)
+    gen_cfg = cfg(grounded=True, framed=True, templates={"acoustic": "rationale/acoustic_compact.v2"})
+    run = generate(utts, profiles, gen_cfg, tmp_path, client, relevance=table)
+    assert len(client.seen) == 2  # the clip with nothing that supports anger sends no request
+    first = client.seen[0]
+    assert "no lexical" not in json.dumps(first.json_schema) and "LexicalEvidence" not in first.json_schema["$defs"]
+    assert allowed(first.json_schema["$defs"]["AcousticEvidence"]["properties"]["cue"]) == [
+        "much louder than this speaker's usual"
+    ]
+    prompt = first.messages[1].content
+    assert "spoken with 8 different emotions" in prompt and "pitch below" not in prompt
+    pattern = first.json_schema["properties"]["reasoning"]["pattern"]
+    assert not re.fullmatch(pattern, "The children by the door suggest anger.")
+    assert not re.fullmatch(pattern, "Much louder than this speaker's usual points to sadness.")
+    by_utt = {r.utterance_id: r for r in run.records if r.candidate == 0}
+    assert by_utt["ravdess/01"].error.startswith("no_supporting_evidence: nothing supports angry")
+    assert by_utt["ravdess/00"].schema_version == FRAMED_SCHEMA_VERSION
+    assert by_utt["ravdess/02"].answer.reasoning == "Softer than usual points to sadness."
+    # Stage two accepts what the plan and the frame produced.
+    from pipeline.verify import verify
+
+    verdicts = {v.utterance_id: v for v in verify(run.records, {u.id: u for u in utts}, profiles, relevance=table)}
+    assert verdicts["ravdess/00"].accepted and verdicts["ravdess/02"].accepted, verdicts["ravdess/00"].reasons
+
+
+def test_framed_reasoning_for_the_embedded_teacher_only() -> None:
+    assert GenerateConfig().resolved_framed("embedded") is True
+    assert GenerateConfig().resolved_framed("google/gemma-2-9b-it") is False
+    assert GenerateConfig(framed=True).resolved_framed("google/gemma-2-9b-it") is True
+
+
+def test_framed_quotes_keep_the_answer_valid_json(tmp_path: Path) -> None:
+    # A lexical opener in ASCII double quotes came back unescaped from xgrammar (invalid JSON).
+    client = FakeClient(grounded_reply)
+    generate([utt(0, "Why does this printer never work?")], None, cfg(grounded=True, framed=True), tmp_path, client)
+    (req,) = client.seen
+    pattern = req.json_schema["properties"]["reasoning"]["pattern"]
+    assert "saying “Why does this printer never work”" in pattern and '"' not in pattern

@@ -152,3 +152,38 @@ def test_the_grammar_enforces_the_model(client, model):  # noqa: F811
     )
     for bad in (good.replace("you got the job", "you got the promotion"), good.replace("news.", "news")):
         assert not xgr.GrammarMatcher(client.grammar(model.model_json_schema())).accept_string(bad)
+
+
+def test_framed_reasoning_grammar_is_what_xgrammar_enforces():
+    """The transformers backend enforces the frame with xgrammar: its compiled grammar must accept
+    exactly the framed sentences (xgrammar 0.2.9 compiled an optional group marked "?" loosely)."""
+    import json
+    import re
+
+    import xgrammar as xgr
+
+    from pipeline.grounded import ReasoningFrame
+    from pipeline.records import AcousticCue, CueLevel, Measure
+
+    cue = AcousticCue(measure=Measure.loudness, level=CueLevel.high, z=1.4, phrase="louder than usual")
+    frame = ReasoningFrame(cues=("louder than usual", "a rougher, noisier voice than usual"), emotion="angry")
+    schema = grounded_answer_model(transcript=None, cues=[cue], context=[], emotions=["angry"], frame=frame)
+    compiler = xgr.GrammarCompiler(xgr.TokenizerInfo([chr(i) for i in range(32, 127)]))
+    grammar = compiler.compile_json_schema(json.dumps(schema.model_json_schema()), any_whitespace=False)
+    pattern = schema.model_json_schema()["properties"]["reasoning"]["pattern"]
+
+    def accepts(reasoning: str) -> bool:
+        answer = {"evidence": [{"kind": "acoustic", "cue": "louder than usual", "suggests": "anger"}]}
+        matcher = xgr.GrammarMatcher(grammar)
+        text = json.dumps(answer | {"reasoning": reasoning, "emotion": "angry"})
+        return matcher.accept_string(text) and matcher.is_completed()
+
+    for reasoning, ok in [
+        ("Louder than usual points to anger.", True),
+        ("Louder than usual and a rougher, noisier voice than usual suggest anger, as the voice strains.", True),
+        ("Louder than usual is typical of anger's style when he is angry.", False),
+        ("Louder than usual is typical of angered temper.", False),
+        ("The kids by the door suggest anger.", False),
+        ("Louder than usual points to sadness.", False),
+    ]:
+        assert accepts(reasoning) is ok and bool(re.fullmatch(pattern, reasoning)) is ok, reasoning

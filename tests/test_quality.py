@@ -10,17 +10,31 @@ from pipeline.quality import quality_report, quote_in_transcript, record_quality
 
 def test_report_on_hand_written_corpus():
     # Quote scores per answer (see factories_verified.corpus_records): 2, 2, 0 (fabricated),
-    # 1 (one of two quotes found), 2, 2, none (unparsed), 2; relevance 2, 2, 1, 1, 0, 1, 0, 0.
+    # 1 (one of two quotes found), 2, 2, none (unparsed), 2; relevance 2, 2, 1, 1, 0, 1, 0, 0
+    # (the relevance check passed wherever it ran; scoring 2 means evidence verified to support the label).
     report = quality_report(corpus_records())
     assert (report.n, report.n_parsed, report.n_quoting, report.n_citing_voice) == (8, 7, 7, 3)
     assert report.quotation_rate == pytest.approx(6 / 8)
     assert report.groundedness == pytest.approx(5 / 7)
     assert report.groundedness_score == pytest.approx(11 / 14)
-    assert report.relevance == pytest.approx(5 / 8)
+    assert report.n_relevance == 8 and report.relevance == pytest.approx(2 / 8)
     assert report.relevance_score == pytest.approx(7 / 16)
     assert report.acoustic_evidence_rate == pytest.approx(3 / 8)
     assert report.acoustic_grounding_rate == pytest.approx(2 / 3)
     assert (report.n_blind, report.blind_agreement) == (2, 0.5)
+
+
+def test_relevance_is_measured_by_the_relevance_check_or_the_judge():
+    good = verified("meld/r1", "I hate you!", "angry", [("lexical", "I hate you", "anger")])
+    assert record_quality(good).relevance_score == 2 and record_quality(good).relevant
+    failing = verified("meld/r2", "Okay.", "angry", failed={"relevance": "quotes 'Okay' of a sentence ..."})
+    assert record_quality(failing).relevance_score == 0 and not record_quality(failing).relevant
+    # The check could not judge it (n/a): evidence given and label kept, support not verified.
+    unjudged = verified("meld/r3", "Okay.", "angry", not_applicable=("context_grounding", "relevance"))
+    assert record_quality(unjudged).relevance_score == 1 and not record_quality(unjudged).relevant
+    # The judge's 0-2 score, when it ran, is the paper's own measure and wins.
+    judged = good.model_copy(update={"judge_relevance": 1})
+    assert record_quality(judged).relevance_score == 1 and not record_quality(judged).relevant
 
 
 def test_partial_quote_credit_and_custom_matcher():

@@ -65,7 +65,7 @@ def test_every_record_gets_every_check_and_all_its_reasons():
         assert [c.name for c in record.checks] == list(CHECK_NAMES)
     bad = out[2]
     assert not bad.accepted
-    assert [r.split(":")[0] for r in bad.reasons] == ["label", "quote_grounding", "leakage"]
+    assert [r.split(":")[0] for r in bad.reasons] == ["label", "quote_grounding", "leakage", "reasoning"]
     failed_request = out[4]
     assert failed_request.reasons == ["schema: stage one: request_failed: timeout"]
     assert all(c.reason.startswith("n/a") for c in failed_request.checks if c.name != "schema")
@@ -143,7 +143,7 @@ def test_blind_agreement_is_stored_always_and_checked_when_enabled():
 
 
 def test_disabled_checks_are_recorded_as_not_applicable():
-    cfg = VerifyConfig(checks=[n for n in CHECK_NAMES if n != "leakage"])
+    cfg = VerifyConfig(checks=[n for n in CHECK_NAMES if n not in ("leakage", "reasoning")])
     bad = list(verify(candidates(), UTTS, None, cfg))[2]
     assert [r.split(":")[0] for r in bad.reasons] == ["label", "quote_grounding"]
     assert next(c for c in bad.checks if c.name == "leakage").reason == "n/a: disabled"
@@ -214,7 +214,12 @@ def test_verify_command_on_the_demo_corpus(tmp_path, capsys):
         for c in (0, 1)
     ]
     write_records(rows, tmp_path / "generations.parquet", GenerationRecord)
-    assert main(["verify", str(tmp_path / "generations.parquet"), "--dataset", "demo", "--skip", "duplicate"]) == 0
+    generations = str(tmp_path / "generations.parquet")
+    # The demo speaks these sentences with several emotions: their first word is no evidence.
+    assert main(["verify", generations, "--dataset", "demo", "--skip", "duplicate"]) == 0
+    printed = capsys.readouterr().out
+    assert "6 records, 0 accepted" in printed and "relevance            failed 6" in printed
+    assert main(["verify", generations, "--dataset", "demo", "--skip", "duplicate", "--skip", "relevance"]) == 0
     printed = capsys.readouterr().out
     assert "6 records, 6 accepted, 3 selected" in printed
     assert (tmp_path / "verify.config.yaml").is_file()
@@ -251,3 +256,21 @@ def test_verify_file_removes_what_a_killed_run_left_behind(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["generations.parquet", "verified.parquet", "verified.parquet.json", live.name]
     )
+
+
+def test_framed_answers_are_not_near_copies_of_each_other():
+    from pipeline.grounded import FRAMED_SCHEMA_VERSION
+
+    utts = {u.id: u for u in (utterance(f"meld/f{i}", "Okay.", "sad") for i in range(2))}
+    same = "Softer than usual points to sadness."
+    rows = [
+        generation(u, [("lexical", "Okay", "sadness")], same).model_copy(update={"schema_version": version})
+        for u in utts.values()
+        for version in ("rationale-v1",)
+    ]
+    plain = list(verify(rows, utts, None, VerifyConfig(checks=["duplicate"])))
+    assert plain[1].reasons[0].startswith("duplicate: near-copy of")
+    framed = [r.model_copy(update={"schema_version": FRAMED_SCHEMA_VERSION}) for r in rows]
+    out = list(verify(framed, utts, None, VerifyConfig(checks=["duplicate"])))
+    assert all(r.accepted for r in out)
+    assert out[1].checks[CHECK_NAMES.index("duplicate")].reason.startswith("n/a: framed reasoning")

@@ -212,11 +212,17 @@ def tricky_records(n_utterances: int = 600, seed: int = 7):
     return utts, profiles, records
 
 
+# The checks these verdicts were pinned with; the relevance and reasoning checks (issue 15) came later
+# and only ever reject more (test_new_checks_only_reject_more).
+PINNED_CHECKS = [n for n in VerifyConfig().checks if n not in ("relevance", "reasoning")]
+
+
 def _verdicts(batch_size: int) -> tuple[str, Counter[str], int]:
     utts, profiles, records = tricky_records()
     digest = hashlib.sha256()
     reasons: Counter[str] = Counter()
-    out = list(verify(records, utts, profiles, VerifyConfig(batch_size=batch_size), stats=VerifyStats()))
+    cfg = VerifyConfig(batch_size=batch_size, checks=PINNED_CHECKS)
+    out = list(verify(records, utts, profiles, cfg, stats=VerifyStats()))
     for record in out:
         line = f"{record.id}|{record.accepted}|{record.score}|{record.selected}|{record.reasons}\n"
         digest.update(line.encode())
@@ -244,6 +250,19 @@ def test_verdicts_equal_the_reference_implementation():
     assert n == EXPECTED_RECORDS
     assert dict(reasons) == EXPECTED_REASONS
     assert digest == EXPECTED_DIGEST
+
+
+def test_new_checks_only_reject_more():
+    utts, profiles, records = tricky_records()
+    pinned = list(verify(records, utts, profiles, VerifyConfig(checks=PINNED_CHECKS)))
+    everything = list(verify(records, utts, profiles, VerifyConfig()))
+    before = {r.id for r in pinned if r.accepted}
+    after = {r.id for r in everything if r.accepted}
+    assert after < before  # no rise in acceptances, and the new checks do reject some
+    kept = {r.id: r.reasons for r in pinned}
+    for record in everything:  # what the pinned checks said is unchanged, apart from duplicates
+        old = [x for x in kept[record.id] if not x.startswith("duplicate")]
+        assert [x for x in record.reasons if x.split(":")[0] in PINNED_CHECKS and not x.startswith("duplicate")] == old
 
 
 def test_verdicts_do_not_depend_on_the_batch_size():

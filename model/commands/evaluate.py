@@ -245,8 +245,8 @@ def _run_name(checkpoint: Path) -> str:
 
 
 def _judge(args, rows, out: Path):
-    from model.eval.judge import Judge, JudgeConfig, JudgeItem, JudgeVerdict, judge_score
     from model.eval.reasoning import judged_quality
+    from pipeline.judge import Judge, JudgeConfig, JudgeItem, JudgeVerdict, judge_score
     from pipeline.llm.config import LLMConfig, make_client
     from pipeline.parquet import write_records
     from pipeline.request_cache import RequestCache

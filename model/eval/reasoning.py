@@ -22,10 +22,10 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from model.eval.judge import JudgeVerdict
 from model.eval.run import EvalRow
 from pipeline.checks import CHECKS, CheckInput, ProfileLike
 from pipeline.checks.acoustic_claims import find_claims
+from pipeline.judge import JudgeVerdict
 from pipeline.labels import Emotion, protocol
 from pipeline.quality import QualityReport, quality_report
 from pipeline.rationale import Evidence, EvidenceKind, RationaleAnswer

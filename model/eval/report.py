@@ -21,9 +21,9 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from model.eval.judge import JudgeScore
 from model.eval.metrics import HEADLINE, Metrics, across_folds
 from model.eval.reasoning import JudgedQuality
+from pipeline.judge import JudgeScore
 from pipeline.quality import QualityReport
 
 SUMMARY_FILE = "summary.json"

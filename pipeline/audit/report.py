@@ -17,7 +17,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from pipeline.audit.summary import AuditSummary, quality_table
+from pipeline.audit.summary import AuditSummary, quality_table, relevance_frame
 from pipeline.rationale import EvidenceKind
 from pipeline.records import VerifiedRecord
 
@@ -28,6 +28,7 @@ HEADROOM = 1.12  # room above the tallest bar for its annotation
 BAR_HEIGHT = 0.6
 MIN_BAR_SLOTS = 4  # a single failing check should not fill the whole plot with one bar
 MAX_BINS = 30
+MAX_RULES = 12  # failed rules drawn; the table below the chart lists them all
 COLOURS = {"accepted": "#2e7d32", "rejected": "#c62828", "all": "#607d8b"}
 
 _CSS = """
@@ -91,9 +92,9 @@ def plot_acceptance_by_label(summary: AuditSummary) -> str:
     return _png(fig)
 
 
-def plot_failed_checks(summary: AuditSummary) -> str:
+def plot_failed_rules(summary: AuditSummary) -> str:
     fig, ax = _figure()
-    table = summary.by_check.sort_values("failures")
+    table = summary.by_rule.head(MAX_RULES).sort_values("failures")
     if len(table):
         ax.barh(table.index, table["failures"], color=COLOURS["rejected"], height=BAR_HEIGHT)
         ax.set_ylim(
@@ -102,8 +103,36 @@ def plot_failed_checks(summary: AuditSummary) -> str:
     else:
         ax.text(0.5, 0.5, "no rejected candidates", ha="center", transform=ax.transAxes)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title("Failed checks (a candidate can fail several)")
+    ax.set_title(f"Failed rules, top {MAX_RULES}")
     ax.set_xlabel("rejected candidates")
+    ax.tick_params(axis="y", labelsize=7)
+    return _png(fig)
+
+
+def plot_relevance(summary: AuditSummary) -> str:
+    """Heat map of the relevance table: mean z per emotion and measure; hatched grey = unknown."""
+    table = summary.relevance
+    frame = relevance_frame(table) if table is not None else None
+    fig = Figure(figsize=(FIG_SIZE[0] * 1.4, FIG_SIZE[1] * 1.2), layout="constrained")
+    ax = fig.subplots()
+    if frame is None or frame.empty:
+        ax.text(0.5, 0.5, "no relevance table", ha="center", transform=ax.transAxes)
+        return _png(fig)
+    values = frame.to_numpy(dtype=float)
+    limit = max(1.0, float(abs(frame.fillna(0)).to_numpy().max()))
+    ax.set_facecolor("#bdbdbd")  # unknown cells (NaN) show the background
+    image = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    cells = {(c.emotion.value, c.measure.value): c for c in table.cells}
+    for i, emotion in enumerate(frame.index):
+        for j, measure in enumerate(frame.columns):
+            cell = cells[(emotion, measure)]
+            mark = "*" if cell.direction else "†" if cell.disputed else ""
+            text = "?" if cell.direction is None else f"{values[i, j]:+.1f}{mark}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(len(frame.columns)), [c.replace("_", " ") for c in frame.columns], rotation=30, ha="right")
+    ax.set_yticks(range(len(frame.index)), list(frame.index))
+    ax.set_title("Which way each cue points: mean z (* typical, † disputed, ? unknown)")
+    fig.colorbar(image, ax=ax, label="mean speaker-normalised z")
     return _png(fig)
 
 
@@ -240,14 +269,16 @@ def render_report(
     """The whole page. ``cues``: utterance id -> measured acoustic cue phrases, when profiles exist."""
     f = summary.frame
     q = summary.quality_all
+    n_utterances = f["utterance_id"].nunique()
+    # The trainable share leads: accepted alone only means "nothing verifiably false".
     kpis = [
-        ("candidates", f"{summary.n}"),
-        ("utterances", f"{f['utterance_id'].nunique()}"),
+        ("trainable utterances", f"{summary.trainable_utterances} of {n_utterances}"),
+        ("trainable candidates", f"{f['trainable'].mean():.1%}"),
         ("accepted", f"{f['accepted'].mean():.1%}"),
-        ("selected", f"{int(f['selected'].sum())}"),
+        ("candidates", f"{summary.n}"),
+        ("relevance (measured)", f"{q.relevance:.1%} of {q.n_relevance}" if q.n_relevance else "not measured"),
         ("quotation", f"{q.quotation_rate:.1%}"),
-        ("groundedness", f"{q.groundedness:.1%}"),
-        ("relevance", f"{q.relevance:.1%}"),
+        ("groundedness", f"{q.groundedness:.1%}" if q.n_quoting else "–"),
         ("acoustic grounding", f"{q.acoustic_grounding_rate:.1%}" if q.n_citing_voice else "–"),
     ]
     corpus = ""
@@ -265,18 +296,27 @@ def render_report(
 <div class="kpis">{"".join(f'<div class="kpi"><span class="muted">{escape(k)}</span><b>{escape(v)}</b></div>' for k, v in kpis)}</div>
 <h2>Acceptance</h2>
 <div class="grid"><div class="panel">{plot_acceptance_by_label(summary)}</div>
-<div class="panel">{plot_failed_checks(summary)}</div></div>
-<div class="grid"><div>{_html_table(summary.by_dataset, ["rate"])}{_html_table(summary.by_style, ["rate"])}</div>
-<div>{_html_table(summary.by_check, ["share_of_rejected"])}</div></div>
+<div class="panel">{plot_failed_rules(summary)}</div></div>
+<div class="grid"><div>{_html_table(summary.by_dataset, ["rate"])}{_html_table(summary.by_style, ["rate"])}
+{_html_table(summary.by_check, ["share_of_rejected"])}</div>
+<div>{_html_table(summary.by_rule, ["share_of_rejected"])}</div></div>
 <h2>Rationales</h2>
 <div class="grid"><div class="panel">{plot_lengths(summary)}</div><div class="panel">{plot_evidence(summary)}</div></div>
 <div class="grid"><div>{_html_table(summary.lengths.round(1))}</div>
 <div>{_html_table(summary.evidence, ["share_all", "share_accepted"])}</div></div>
 <h2>Reasoning quality (percent)</h2>
-<p class="muted">Verified deterministically by stage two's checks; the paper's column is its LLM-judged
-score for its own model (Zhang et al., 2025). Relevance here is a proxy: the label check passed and
-evidence was given; whether the evidence supports the label needs a judge or a reader.</p>
+<p class="muted">Quotation and groundedness are verified deterministically by stage two's checks.
+Relevance is measured by the relevance check (the cited cues point toward the label in the table
+below; no quote of a sentence the corpus speaks with several emotions), or by the LLM judge where the
+judge check ran; answers neither could judge are left out of it. The paper's column is its
+LLM-judged score for its own model (Zhang et al., 2025), on other data: not a like-for-like comparison.
+A reader's judgement of a sample remains the test of whether a rationale is worth training on.</p>
 {_html_table(quality_table(summary))}
+<h2>Relevance table</h2>
+<p class="muted">Fitted on the training split's speaker-normalised profiles: a cue supports an emotion when
+it deviates the same way as the emotion's typical deviation (*), contradicts it when it deviates the
+other way; unknown cells (too few utterances) draw no verdict.</p>
+<div class="panel">{plot_relevance(summary)}</div>
 {corpus}
 <h2>Samples: accepted and rejected rationales per label</h2>
 <p class="muted">Up to {per_label} of each per label (seed {seed}); measured cues come from the acoustic

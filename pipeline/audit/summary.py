@@ -1,9 +1,15 @@
-"""The audit's numbers: acceptance per dataset, label, style and failing check; evidence kinds;
-rationale lengths; the worst examples; reasoning quality. ``format_summary`` prints them.
+"""The audit's numbers: acceptance per dataset, label, style, failing check and failing *rule*;
+the trainable share; evidence kinds; rationale lengths; the worst examples; reasoning quality;
+the relevance table. ``format_summary`` prints them.
+
+A rule is a check's reason with what varies per row (quotes, numbers, parentheses) taken out and
+cut at its first colon: ``degeneracy: truncated: the reasoning has all 60 words ...`` counts as
+``degeneracy · truncated``, so a chart shows which rule rejects, not only which check.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -12,9 +18,32 @@ import pandas as pd
 from pipeline.quality import QualityReport, quality_report
 from pipeline.rationale import EvidenceKind
 from pipeline.records import VerifiedRecord
+from pipeline.relevance import RelevanceTable
 
 LENGTH_QUANTILES = (0.0, 0.1, 0.5, 0.9, 1.0)
 EXCERPT_CHARS = 90
+STAGE_ONE = "stage one: "  # how the schema check quotes a stage-one error
+RULE_WORDS = 6  # a rule's name: at most this many words of its reason
+_VARYING = re.compile(r"\S*[/#]\S*|'[^']*'|\"[^\"]*\"|“[^”]*”|\([^)]*\)|\[[^\]]*\]|[-+]?\d[\d.,%]*")
+
+
+def rule_of(reason: str) -> str:
+    """'check · rule' of one failed check's reason (its first problem; see the module doc)."""
+    check, _, detail = reason.partition(": ")
+    first = detail.split("; ")[0]
+    if first.startswith(STAGE_ONE):  # schema's "stage one: <reason>: ...": the stage-one reason is the rule
+        first = first[len(STAGE_ONE) :]
+    words = " ".join(_VARYING.sub(" ", first).split(":")[0].split()[:RULE_WORDS])
+    return f"{check} · {words}" if words else check
+
+
+def trainable(record: VerifiedRecord) -> bool:
+    """Accepted, and its evidence verified to support the label: the relevance check (or the judge) passed."""
+    if not record.accepted:
+        return False
+    checks = {c.name: c for c in record.checks}
+    verified = [checks[n] for n in ("relevance", "judge") if n in checks and not checks[n].reason.startswith("n/a")]
+    return bool(verified) and all(c.passed for c in verified)
 
 
 def record_frame(records: Iterable[VerifiedRecord]) -> pd.DataFrame:
@@ -36,6 +65,8 @@ def record_frame(records: Iterable[VerifiedRecord]) -> pd.DataFrame:
                 "selected": r.selected,
                 "score": r.score,
                 "failed_checks": [c.name for c in r.checks if not c.passed],
+                "failed_rules": [rule_of(reason) for reason in r.reasons],
+                "trainable": trainable(r),
                 "reasons": list(r.reasons),
                 "parsed": r.answer is not None,
                 "concluded": r.answer.emotion if r.answer is not None else None,
@@ -54,16 +85,24 @@ class AuditSummary:
     by_label: pd.DataFrame
     by_style: pd.DataFrame
     by_check: pd.DataFrame
+    by_rule: pd.DataFrame
     evidence: pd.DataFrame
     lengths: pd.DataFrame
     top_failing: pd.DataFrame
     quality_all: QualityReport
     quality_accepted: QualityReport
     corpus_counts: dict[str, dict[str, int]] | None = None
+    relevance: RelevanceTable | None = None
 
     @property
     def n(self) -> int:
         return len(self.frame)
+
+    @property
+    def trainable_utterances(self) -> int:
+        """Utterances with a selected rationale whose evidence is verified to support the label."""
+        f = self.frame
+        return int(f.loc[f["trainable"] & f["selected"], "utterance_id"].nunique())
 
 
 def _acceptance(frame: pd.DataFrame, key: str) -> pd.DataFrame:
@@ -73,7 +112,10 @@ def _acceptance(frame: pd.DataFrame, key: str) -> pd.DataFrame:
 
 
 def summarise(
-    records: list[VerifiedRecord], top: int = 10, corpus_counts: dict[str, dict[str, int]] | None = None
+    records: list[VerifiedRecord],
+    top: int = 10,
+    corpus_counts: dict[str, dict[str, int]] | None = None,
+    relevance: RelevanceTable | None = None,
 ) -> AuditSummary:
     if not records:
         raise ValueError("no verified records to audit")
@@ -85,6 +127,12 @@ def summarise(
     by_check["share_of_rejected"] = by_check["failures"] / max(len(rejected), 1)
     by_check = by_check.sort_values("failures", ascending=False)
     by_check.index.name = "check"
+
+    rules = rejected.explode("failed_rules").dropna(subset=["failed_rules"])
+    by_rule = rules.groupby("failed_rules").size().rename("failures").to_frame()
+    by_rule["share_of_rejected"] = by_rule["failures"] / max(len(rejected), 1)
+    by_rule = by_rule.sort_values("failures", ascending=False)
+    by_rule.index.name = "rule"
 
     parsed = frame[frame["parsed"]]
     evidence_rows = []
@@ -118,13 +166,52 @@ def summarise(
         by_label=_acceptance(frame, "emotion"),
         by_style=_acceptance(frame, "style"),
         by_check=by_check,
+        by_rule=by_rule,
         evidence=evidence,
         lengths=lengths,
         top_failing=top_failing,
         quality_all=quality_report(records),
         quality_accepted=quality_report(r for r in records if r.accepted),
         corpus_counts=corpus_counts,
+        relevance=relevance,
     )
+
+
+def relevance_frame(table: RelevanceTable) -> pd.DataFrame:
+    """Emotion × measure: the mean z of each cell (NaN: unknown), for the heat map and the text summary."""
+    frame = pd.DataFrame(
+        [{"emotion": c.emotion.value, "measure": c.measure.value, "mean_z": c.mean_z} for c in table.cells]
+    )
+    if frame.empty:
+        return frame
+    return frame.pivot(index="emotion", columns="measure", values="mean_z").reindex(
+        index=list(dict.fromkeys(c.emotion.value for c in table.cells)),
+        columns=list(dict.fromkeys(c.measure.value for c in table.cells)),
+    )
+
+
+def relevance_text(table: RelevanceTable) -> str:
+    """The table as text: mean z, with * where the deviation is typical (the direction a cue must share)."""
+    lines = []
+    cells = {(c.emotion.value, c.measure.value): c for c in table.cells}
+    frame = relevance_frame(table)
+    if frame.empty:
+        return "(no cells)"
+    out = frame.astype(object)
+    for emotion in frame.index:
+        for measure in frame.columns:
+            c = cells[(emotion, measure)]
+            mark = "*" if c.direction else "†" if c.disputed else ""
+            out.loc[emotion, measure] = "unknown" if c.direction is None else f"{c.mean_z:+.2f}{mark}"
+    lines.append(out.to_string())
+    lines.append(
+        f"(* typical deviation: the {table.settings.confidence:.0%} interval excludes 0 and |mean z| >= "
+        f"{table.settings.min_effect}; † disputed: the direction contradicts the literature and supports nothing; "
+        f"fitted on {table.fitted_on} utterances of the {table.settings.split} split)"
+    )
+    for sentence in table.sentences:
+        lines.append(f"sentence spoken with {len(sentence.emotions)} emotions: {sentence.text!r}")
+    return "\n".join(lines)
 
 
 def quality_table(summary: AuditSummary) -> pd.DataFrame:
@@ -150,7 +237,9 @@ def format_summary(summary: AuditSummary) -> str:
     lines = [
         f"{summary.n} candidates for {f['utterance_id'].nunique()} utterances: {n_acc} accepted "
         f"({n_acc / summary.n:.1%}), {int(f['selected'].sum())} selected for training, "
-        f"{int((~f['parsed']).sum())} unparsed",
+        f"{int((~f['parsed']).sum())} without an answer (no request, or unparsed)",
+        f"trainable (accepted, evidence verified to support the label): {int(f['trainable'].sum())} candidates, "
+        f"{summary.trainable_utterances} of {f['utterance_id'].nunique()} utterances",
     ]
     with pd.option_context("display.width", 120, "display.max_colwidth", 60, "display.max_columns", 12):
         for title, table in (
@@ -158,6 +247,7 @@ def format_summary(summary: AuditSummary) -> str:
             ("Acceptance by label", _pct(summary.by_label, "rate")),
             ("Acceptance by style", _pct(summary.by_style, "rate")),
             ("Failed checks (rejected candidates can fail several)", _pct(summary.by_check, "share_of_rejected")),
+            ("Failed rules (first problem of each failed check)", _pct(summary.by_rule, "share_of_rejected")),
             ("Evidence kinds (parsed answers)", _pct(summary.evidence, "share_all", "share_accepted")),
             ("Reasoning length in words", summary.lengths.round(1)),
             ("Reasoning quality, percent", quality_table(summary).astype(object).fillna("-")),
@@ -173,4 +263,10 @@ def format_summary(summary: AuditSummary) -> str:
         if summary.corpus_counts:
             counts = pd.DataFrame(summary.corpus_counts).fillna(0).astype(int)
             lines += ["", "== Training examples (task × split)", counts.to_string()]
+        if summary.relevance is not None:
+            lines += [
+                "",
+                "== Relevance table: mean speaker-normalised z per emotion and measure",
+                relevance_text(summary.relevance),
+            ]
     return "\n".join(lines)

@@ -15,6 +15,7 @@ from pipeline.checks.base import (
     NOT_APPLICABLE,
     CheckInput,
     CheckSettings,
+    JudgedRelevance,
     ProfileLike,
     failed,
     not_applicable,
@@ -25,9 +26,12 @@ from pipeline.checks.context import check_context
 from pipeline.checks.degeneracy import check_degeneracy
 from pipeline.checks.duplicates import DuplicateIndex
 from pipeline.checks.injection import check_injection
+from pipeline.checks.judged import check_judge
 from pipeline.checks.label import check_label
 from pipeline.checks.leakage import check_leakage
 from pipeline.checks.quotes import check_quotes
+from pipeline.checks.reasoning import check_reasoning
+from pipeline.checks.relevance import check_relevance
 from pipeline.checks.schema import check_schema
 from pipeline.records import CheckResult, GenerationRecord
 
@@ -43,6 +47,9 @@ CHECKS: dict[str, Check] = {
     "degeneracy": check_degeneracy,
     "blind_consistency": check_blind,
     "injection": check_injection,
+    "relevance": check_relevance,
+    "reasoning": check_reasoning,
+    "judge": check_judge,
 }
 DUPLICATE = "duplicate"
 CHECK_NAMES: tuple[str, ...] = (
@@ -56,7 +63,12 @@ CHECK_NAMES: tuple[str, ...] = (
     DUPLICATE,
     "blind_consistency",
     "injection",
+    "relevance",
+    "reasoning",
+    "judge",
 )
+# Checks that need something beyond the record and are off unless asked for (VerifyConfig.blind / .judge).
+OPTIONAL_CHECKS = frozenset({"blind_consistency", "judge"})
 # Checks that read the parsed answer: after a schema failure they would only repeat it.
 NEEDS_ANSWER = frozenset(CHECK_NAMES) - {"schema"}
 
@@ -66,10 +78,12 @@ __all__ = [
     "DUPLICATE",
     "NEEDS_ANSWER",
     "NOT_APPLICABLE",
+    "OPTIONAL_CHECKS",
     "Check",
     "CheckInput",
     "CheckSettings",
     "DuplicateIndex",
+    "JudgedRelevance",
     "ProfileLike",
     "failed",
     "not_applicable",

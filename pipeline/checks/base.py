@@ -27,6 +27,7 @@ from pipeline.records import AcousticCue, CheckResult, GenerationRecord, Measure
 
 if TYPE_CHECKING:
     from pipeline.checks.injection import InjectionFinding
+    from pipeline.relevance import RelevanceTable
 
 NOT_APPLICABLE = "n/a"
 
@@ -71,6 +72,7 @@ class CheckSettings(BaseModel):
     )
     duplicate_num_perm: int = Field(64, ge=16, le=256, description="MinHash permutations")
     duplicate_shingle: int = Field(3, ge=1, description="word n-gram shingles of the reasoning")
+    min_judged_relevance: int = Field(2, ge=0, le=2, description="the judge check's pass mark on the paper's 0-2 scale")
 
 
 DEFAULT_SETTINGS = CheckSettings()
@@ -95,6 +97,15 @@ class _lazy(Generic[_T]):  # noqa: N801 - used like functools.cached_property
         return value
 
 
+@dataclass(frozen=True)
+class JudgedRelevance:
+    """The LLM judge's Relevance of one rationale (0-2, the paper's scale); None when its reply failed."""
+
+    relevance: int | None
+    explanation: str = ""
+    error: str | None = None
+
+
 @dataclass(eq=False)
 class CheckInput:
     """Everything a rationale is checked against, for one utterance."""
@@ -105,6 +116,8 @@ class CheckInput:
     settings: CheckSettings = DEFAULT_SETTINGS
     blind_emotion: str | None = None
     blind_enabled: bool = False
+    relevance: RelevanceTable | None = None  # which way each cue points (pipeline.relevance)
+    judged: Mapping[str, JudgedRelevance] | None = None  # record id -> the judge's verdict (the judge check)
     extra: dict[str, object] = field(default_factory=dict)  # reserved for callers; checks ignore it
 
     @_lazy

@@ -47,12 +47,12 @@ STOPWORDS = frozenset(_STOPWORDS_WORDS.split())
 
 
 @cache
-def _grounded_cap() -> tuple[str, int]:
-    """(schema version of grounded answers, the most reasoning words their grammar allows)."""
+def _grounded_cap() -> tuple[frozenset[str], int]:
+    """(schema versions of grounded answers with free reasoning, the most reasoning words their grammar allows)."""
     # Imported on first use: pipeline.grounded imports this module's STOPWORDS.
-    from pipeline.grounded import GROUNDED_SCHEMA_VERSION, MAX_REASONING_WORDS
+    from pipeline.grounded import CAPPED_SCHEMA_VERSIONS, MAX_REASONING_WORDS
 
-    return GROUNDED_SCHEMA_VERSION, MAX_REASONING_WORDS
+    return CAPPED_SCHEMA_VERSIONS, MAX_REASONING_WORDS
 
 
 def _refusal(text: str) -> re.Match[str] | None:
@@ -114,7 +114,7 @@ def check_degeneracy(record: GenerationRecord, evidence: CheckInput) -> CheckRes
     grounded, word_cap = _grounded_cap()
     if cut_at_max_tokens(record):
         problems.append(f"truncated: used all {limit} tokens")
-    elif record.schema_version == grounded and len(reasoning.split()) >= word_cap:
+    elif record.schema_version in grounded and len(reasoning.split()) >= word_cap:
         problems.append(f"truncated: the reasoning has all {word_cap} words grounded decoding allows")
     elif reasoning.rstrip()[-1:] not in CLOSING:
         problems.append(f"truncated: reasoning ends mid-sentence ({clip(reasoning[-30:], 30)!r})")

@@ -1,7 +1,7 @@
 """``emoreason audit PATH``: summarise stage two's verdicts and write PATH/audit.html.
 
-PATH is a run folder (``make data``'s OUT: verified.parquet, and when present profiles.parquet
-and corpora/manifest.json) or a verified parquet file (its folder is searched for the others).
+PATH is a run folder (``make data``'s OUT: verified.parquet, and when present profiles.parquet,
+relevance.json and corpora/manifest.json) or a verified parquet file (its folder is searched for the others).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from pipeline.audit.report import SAMPLES_PER_LABEL, render_report
 from pipeline.audit.summary import format_summary, summarise
 from pipeline.records import VerifiedRecord
+from pipeline.relevance import RELEVANCE_FILE, load_relevance
 
 VERIFIED_FILE = "verified.parquet"
 PROFILES_FILE = "profiles.parquet"
@@ -71,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     manifest = folder / MANIFEST_FILE
     counts = json.loads(manifest.read_text()).get("counts") if manifest.is_file() else None
-    summary = summarise(records, top=args.top, corpus_counts=counts)
+    relevance = load_relevance(folder / RELEVANCE_FILE) if (folder / RELEVANCE_FILE).is_file() else None
+    summary = summarise(records, top=args.top, corpus_counts=counts, relevance=relevance)
     print(format_summary(summary))
     if args.no_html:
         return 0

@@ -24,6 +24,7 @@ from pipeline.checks import CHECK_NAMES
 from pipeline.config import load_config, write_resolved
 from pipeline.datasets import DATASETS, load_dataset
 from pipeline.labels import PROTOCOLS
+from pipeline.relevance import RELEVANCE_FILE, load_relevance
 from pipeline.verify import VerifyConfig
 from pipeline.verify_file import blind_answers, verify_file
 
@@ -49,6 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="label-blind stage-one rows (blind.parquet); turns on blind_consistency",
     )
     parser.add_argument(
+        "--relevance",
+        help=f"relevance table (relevance.json); default: {RELEVANCE_FILE} beside the generations, "
+        "else fitted from the dataset's training split and the profiles",
+    )
+    parser.add_argument(
+        "--judge", action="store_true", help="run the LLM judge's Relevance check (judge_with in --config sets the LLM)"
+    )
+    parser.add_argument(
         "--skip", action="append", choices=CHECK_NAMES, default=[], help="do not run this check (repeatable)"
     )
 
@@ -61,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out) if args.out else generations.with_name("verified.parquet")
     try:
-        cfg = load_config(VerifyConfig, args.config, {"blind": True if args.blind else None})
+        overrides = {"blind": True if args.blind else None, "judge": True if args.judge else None}
+        cfg = load_config(VerifyConfig, args.config, overrides)
         if args.skip:
             cfg = cfg.model_copy(update={"checks": [c for c in cfg.checks if c not in args.skip]})
             cfg = VerifyConfig.model_validate(cfg.model_dump())
@@ -69,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         utterances = {u.id: u for u in dataset.utterances}
         profiles = _profiles(args, generations)
         blind = blind_answers(args.blind, cfg.blind_style) if args.blind else None
+        table_path = Path(args.relevance) if args.relevance else generations.parent / RELEVANCE_FILE
+        relevance = load_relevance(table_path) if args.relevance or table_path.is_file() else None
     except (OSError, ValueError) as error:
         print(f"emoreason verify: {error}", file=sys.stderr)
         return 2
@@ -81,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     )
     write_resolved(cfg, out.with_name(RESOLVED_CONFIG))
     try:
-        stats = verify_file(generations, utterances, profiles, cfg, blind, out_path=out)
+        stats = verify_file(generations, utterances, profiles, cfg, blind, out_path=out, relevance=relevance)
     except ValueError as error:
         print(f"emoreason verify: {error}", file=sys.stderr)
         return 2

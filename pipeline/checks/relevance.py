@@ -1,0 +1,121 @@
+"""Relevance: the cited evidence points toward the concluded emotion.
+
+Each evidence item is read against the run's relevance table (:mod:`pipeline.relevance`, fitted
+on the training split's speaker-normalised profiles):
+
+- an **acoustic** item names a measured cue (its phrase, or a claim about a measure as the
+  acoustic check reads it); the cue's direction is the profile's (the sign of z) and the table
+  says whether utterances of the gold emotion typically deviate that way (*supports*), the other
+  way (*contradicts*), not at all (*neutral*), or whether too few were measured to tell (*unknown*);
+- a **lexical** item quoting a sentence that the corpus speaks with several emotions bears on no
+  emotion: it fails. A quote of any other sentence is *plausible*: no licensed lexicon can verify
+  it (see pipeline.relevance), the judge check can;
+- a **contextual** item is plausible.
+
+The check fails when an acoustic item contradicts the emotion, when a lexical item quotes a
+multi-emotion sentence, or when no item supports the emotion (plausible items count as support).
+Items the table cannot judge (unknown) draw no verdict; an answer with nothing but those is n/a.
+Reasons name the cue, its z and the emotion's typical deviation. Not applicable without a table.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+# The module, not its names: pipeline.relevance imports pipeline.checks.text, whose package imports this.
+from pipeline import relevance as _relevance
+from pipeline.checks.acoustic_claims import find_claims
+from pipeline.checks.base import CheckInput, clip, failed, not_applicable, passed
+from pipeline.checks.text import normalise
+from pipeline.rationale import Evidence, EvidenceKind
+from pipeline.records import AcousticCue, CheckResult, GenerationRecord, Measure
+
+if TYPE_CHECKING:
+    from pipeline.relevance import CueDirection, RelevanceTable
+
+NAME = "relevance"
+_ACOUSTIC, _LEXICAL = EvidenceKind.acoustic, EvidenceKind.lexical
+
+
+def _cue_named(cue: str, cues: list[AcousticCue]) -> AcousticCue | None:
+    said = f" {normalise(cue)} "
+    return next((c for c in cues if (phrase := normalise(c.phrase)) and f" {phrase} " in said), None)
+
+
+def _acoustic(item: Evidence, evidence: CheckInput, table: RelevanceTable, gold) -> list[tuple[_relevance.Stance, str]]:
+    """(stance, description) of each measure the item names."""
+    profile = evidence.profile
+    if profile is None:
+        return []  # acoustic grounding fails it already
+    found: list[tuple[Measure, int, float | None, str]] = []
+    named = _cue_named(item.cue, profile.cues)
+    if named is not None:
+        found.append((named.measure, named.level.direction, named.z, named.phrase))
+    else:
+        for claim in find_claims(item.cue):
+            if claim.negated:
+                continue
+            z = profile.z_of(claim.measure)
+            # The measured direction decides (acoustic grounding checks that the claim agrees with it).
+            sign = (1 if z > 0 else -1 if z < 0 else 0) if z is not None else claim.direction
+            found.append((claim.measure, sign, z, claim.phrase))
+    out = []
+    for measure, sign, z, phrase in found:
+        stance, cell = table.stance(gold, measure, sign)
+        z_text = f"z={z:+.2f}" if z is not None else "z unmeasured"
+        out.append((stance, f"{phrase!r} ({measure.value} {z_text}) {_typical(stance, cell, gold)}"))
+    return out
+
+
+def _typical(stance: _relevance.Stance, cell: CueDirection | None, gold) -> str:
+    if cell is None or cell.direction is None:
+        return f"cannot be judged for {gold.value}: too few utterances (n={cell.n if cell else 0})"
+    verb = {
+        _relevance.Stance.supports: "supports",
+        _relevance.Stance.contradicts: "contradicts",
+        _relevance.Stance.neutral: "does not bear on",
+    }[stance]
+    if cell.disputed:
+        return f"does not bear on {gold.value}: this corpus's direction contradicts the literature ({cell.describe()})"
+    way = "higher" if cell.direction > 0 else "lower" if cell.direction < 0 else "no different"
+    return f"{verb} {gold.value}: typically {way} ({cell.describe()})"
+
+
+def check_relevance(record: GenerationRecord, evidence: CheckInput) -> CheckResult:
+    answer = record.answer
+    if answer is None:
+        return not_applicable(NAME, "no answer")
+    table = evidence.relevance
+    if table is None:
+        return not_applicable(NAME, "no relevance table")
+    gold = evidence.protocol.apply(record.emotion) or record.emotion
+    problems: list[str] = []
+    supported, judged = False, False
+    sentence = table.sentence(evidence.utterance.transcript if evidence.utterance is not None else None)
+    neutral: list[str] = []
+    for item in answer.evidence:
+        if item.kind == _ACOUSTIC:
+            for stance, text in _acoustic(item, evidence, table, gold):
+                judged |= stance is not _relevance.Stance.unknown
+                if stance is _relevance.Stance.contradicts:
+                    problems.append(f"acoustic cue {text}")
+                elif stance is _relevance.Stance.supports:
+                    supported = True
+                elif stance is _relevance.Stance.neutral:
+                    neutral.append(text)
+        elif item.kind == _LEXICAL and sentence is not None:
+            judged = True
+            problems.append(
+                f"quotes {clip(item.cue)!r} of a sentence this corpus speaks with {len(sentence.emotions)} emotions "
+                f"({sentence.utterances} utterances): its words do not bear on {gold.value}"
+            )
+        else:
+            judged = supported = True  # a plausible quote (see the module doc)
+    if not judged:
+        return not_applicable(NAME, "no evidence the relevance table can judge")
+    if not supported and not problems:
+        detail = "; ".join(neutral) if neutral else "no acoustic evidence the table can judge"
+        problems.append(f"no evidence supports {gold.value}: {detail}")
+    if problems:
+        return failed(NAME, "; ".join(problems))
+    return passed(NAME)
