@@ -92,8 +92,12 @@ def test_user_settings_equal_to_an_embedded_default_are_kept(tmp_path):
 
 
 def _argv(url: str, out) -> list[str]:
+    # Every utterance asked, whatever its cues: these tests are about requests, not evidence plans
+    # (the plan sends nothing for an utterance with no cue that supports its label).
+    settings = out.parent / "every-utterance.yaml"
+    settings.write_text("generate: {evidence_plan: 'off'}\n")
     argv = ["data", "--out", str(out), "--backend", "openai", "--model", "scripted", "--base-url", url]
-    return argv + ["--limit", "6", "--workers", "1", "--no-hf"]
+    return argv + ["--limit", "6", "--workers", "1", "--no-hf", "--config", str(settings)]
 
 
 def test_failed_requests_stop_the_run_with_exit_1_and_the_rerun_reasks_exactly_them(tmp_path, capsys):
