@@ -115,6 +115,10 @@ def _stand_in_worker(rank: int, world_size: int, port: int, root: str) -> None:
         names = ParamNames.of(model)
         shard_model(model, env, names, param_dtype=torch.bfloat16)
         report["bf16_grads"] = _grads_per_round(model, names)
+        # Both ranks reach the teardown together: a rank that destroys the group (and exits) while
+        # the other still talks to the store made a full-suite run abort once in its child
+        # ("terminate called without an active exception").
+        torch.distributed.barrier()
     finally:
         close_distributed()
     if rank == 0:
