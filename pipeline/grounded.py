@@ -31,9 +31,9 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from pipeline.checks.degeneracy import STOPWORDS
 from pipeline.rationale import ANSWER_SCHEMA_VERSION
 from pipeline.records import AcousticCue, ContextTurn
+from pipeline.stopwords import STOPWORDS
 
 # Bump when the constraints below change meaning. v2: 60-word reasoning; v3: the evidence plan
 # (pipeline.evidence_plan) decides which cues and whether transcript words are offered.

@@ -19,13 +19,14 @@
 from __future__ import annotations
 
 import re
-from functools import cache
 from itertools import pairwise
 from operator import eq
 
 from pipeline.checks.base import CheckInput, CheckSettings, clip, cut_at_max_tokens, failed, max_tokens, passed
 from pipeline.checks.text import own_words, plain_words, suggests_text, unquoted
+from pipeline.grounded import CAPPED_SCHEMA_VERSIONS, MAX_REASONING_WORDS
 from pipeline.records import CheckResult, GenerationRecord
+from pipeline.stopwords import STOPWORDS
 
 NAME = "degeneracy"
 MAX_WORD_RUN = 6  # "very very very very very very": no fluent sentence does this
@@ -39,20 +40,6 @@ _REFUSAL = re.compile(
     re.IGNORECASE,
 )
 _REFUSAL_ANCHORS = frozenset({"ai", "model", "sorry", "afraid", "can't", "cannot", "unable", "won't", "will", "able"})
-_STOPWORDS_WORDS = """the a an and or but of to in on at for with by from as is are was were be been being it its this that these
-    those he she they his her their them him we you i my your our not no so than then there here which who what when
-    how why if because while into about over under after before can could would should may might will do does did
-    has have had very more most also just only even such"""
-STOPWORDS = frozenset(_STOPWORDS_WORDS.split())
-
-
-@cache
-def _grounded_cap() -> tuple[frozenset[str], int]:
-    """(schema versions of grounded answers with free reasoning, the most reasoning words their grammar allows)."""
-    # Imported on first use: pipeline.grounded imports this module's STOPWORDS.
-    from pipeline.grounded import CAPPED_SCHEMA_VERSIONS, MAX_REASONING_WORDS
-
-    return CAPPED_SCHEMA_VERSIONS, MAX_REASONING_WORDS
 
 
 def _refusal(text: str) -> re.Match[str] | None:
@@ -111,7 +98,7 @@ def check_degeneracy(record: GenerationRecord, evidence: CheckInput) -> CheckRes
     reasoning = answer.reasoning
     problems = []
     limit = max_tokens(record.sampling)
-    grounded, word_cap = _grounded_cap()
+    grounded, word_cap = CAPPED_SCHEMA_VERSIONS, MAX_REASONING_WORDS
     if cut_at_max_tokens(record):
         problems.append(f"truncated: used all {limit} tokens")
     elif record.schema_version in grounded and len(reasoning.split()) >= word_cap:

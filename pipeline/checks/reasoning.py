@@ -45,13 +45,13 @@ from functools import lru_cache
 # The module, not its names: pipeline.relevance imports pipeline.checks.text, whose package imports this.
 from pipeline.checks.acoustic_claims import find_claims
 from pipeline.checks.base import CheckInput, clip, failed, not_applicable, passed
-from pipeline.checks.degeneracy import STOPWORDS
 from pipeline.checks.label import asserted_emotions
 from pipeline.checks.text import normalise, plain_words, stripped_words, unquoted
 from pipeline.grounded import EMOTION_NOUNS, FRAMED_SCHEMA_VERSION
 from pipeline.labels import SYNONYMS
 from pipeline.rationale import EvidenceKind
 from pipeline.records import CheckResult, Gender, GenerationRecord
+from pipeline.stopwords import STOPWORDS
 
 NAME = "reasoning"
 _ACOUSTIC = EvidenceKind.acoustic
