@@ -45,7 +45,7 @@ from functools import lru_cache
 # The module, not its names: pipeline.relevance imports pipeline.checks.text, whose package imports this.
 from pipeline.checks.acoustic_claims import find_claims
 from pipeline.checks.base import CheckInput, clip, failed, not_applicable, passed
-from pipeline.checks.label import asserted_emotions
+from pipeline.checks.label import asserted_emotions, gold_emotion
 from pipeline.checks.text import normalise, plain_words, stripped_words, unquoted
 from pipeline.grounded import EMOTION_NOUNS, FRAMED_SCHEMA_VERSION
 from pipeline.labels import SYNONYMS
@@ -157,7 +157,7 @@ def _mentions(record: GenerationRecord, evidence: CheckInput, own: frozenset[str
     if all(item.kind != _ACOUSTIC for item in record.answer.evidence):
         return True
     if profile is not None and evidence.relevance is not None:
-        gold = evidence.protocol.apply(record.emotion) or record.emotion
+        gold = gold_emotion(record, evidence.protocol)
         said = f" {normalise(record.answer.reasoning)} "
         named = measures | {c.measure for c in profile.cues if f" {normalise(c.phrase)} " in said}
         for cue in profile.cues:
@@ -230,7 +230,7 @@ def check_reasoning(record: GenerationRecord, evidence: CheckInput) -> CheckResu
     allowed = frozenset(plain_words(said))
     problems = []
     measures = {c.measure for c in find_claims(reasoning)}
-    gold = evidence.protocol.apply(record.emotion) or record.emotion
+    gold = gold_emotion(record, evidence.protocol)
     if not _mentions(record, evidence, own, measures):
         problems.append("names none of the evidence it cites")
     if gold not in asserted_emotions(reasoning, evidence.protocol, gold):

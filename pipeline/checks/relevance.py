@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from pipeline import relevance as _relevance
 from pipeline.checks.acoustic_claims import find_claims
 from pipeline.checks.base import CheckInput, clip, failed, not_applicable, passed
+from pipeline.checks.label import gold_emotion
 from pipeline.checks.text import normalise
 from pipeline.rationale import Evidence, EvidenceKind
 from pipeline.records import AcousticCue, CheckResult, GenerationRecord, Measure
@@ -88,7 +89,7 @@ def check_relevance(record: GenerationRecord, evidence: CheckInput) -> CheckResu
     table = evidence.relevance
     if table is None:
         return not_applicable(NAME, "no relevance table")
-    gold = evidence.protocol.apply(record.emotion) or record.emotion
+    gold = gold_emotion(record, evidence.protocol)
     problems: list[str] = []
     supported, judged = False, False
     sentence = table.sentence(evidence.utterance.transcript if evidence.utterance is not None else None)
