@@ -33,7 +33,7 @@ from pipeline.acoustic import AcousticProfile, compute_profiles, load_profiles
 from pipeline.audio_roots import portable, read_roots, resolved, roots_for, write_roots
 from pipeline.commands import reject_lines
 from pipeline.config import load_config, user_settings, write_resolved
-from pipeline.corpora import CorpusConfig, corpora_for_run
+from pipeline.corpora import PROFILE_REJECTS_FILE, CorpusConfig, corpora_for_run
 from pipeline.datasets import load_dataset
 from pipeline.datasets.demo import BUNDLED as DEMO_CORPUS
 from pipeline.generate import GenerateConfig, generate, generate_blind
@@ -59,7 +59,7 @@ STAMPS_DIR = ".stamps"
 # Every stage's rejects, gathered into one table at the end of the run.
 STAGE_REJECTS = (
     ADAPTER_REJECTS,
-    f"{PROFILES_DIR}/rejects.parquet",
+    PROFILE_REJECTS_FILE,
     "generate_rejects.parquet",
     "corpora/rejects.parquet",
 )
@@ -233,7 +233,7 @@ def build_steps(cfg: DataConfig) -> list[Step]:
     def usable() -> list[Utterance]:
         """The utterances whose audio the profile step did not reject: a rejected one (unreadable,
         NaN or silent audio) reaches no later output; the corpora's rejects say why."""
-        rejected = profiles_dir / "rejects.parquet"
+        rejected = out / PROFILE_REJECTS_FILE
         quarantined = {r.record_id for r in read_records(rejected, Reject)} if rejected.is_file() else set()
         return [u for u in utts() if u.id not in quarantined]
 
@@ -260,7 +260,7 @@ def build_steps(cfg: DataConfig) -> list[Step]:
             write_records([], profiles_file, AcousticProfile)
             return "no audio in this dataset: no profiles"
         run = compute_profiles(utterances_, profiles_dir, workers=cfg.workers, progress=True)
-        for line in reject_lines(run.rejects, str(profiles_dir / "rejects.parquet")):
+        for line in reject_lines(run.rejects, str(out / PROFILE_REJECTS_FILE)):
             print(line)
         return (
             f"{len(run.profiles)} profiles ({run.measured} measured, {run.cached} cached), {len(run.rejects)} rejects"
@@ -339,7 +339,7 @@ def build_steps(cfg: DataConfig) -> list[Step]:
         Step("verify", [utterances, profiles_file, relevance_file, generations], [verified], cfg.verify, stage_two),
         Step(
             "corpora",
-            [utterances, verified, profiles_dir / "rejects.parquet", *prompt_files],
+            [utterances, verified, out / PROFILE_REJECTS_FILE, *prompt_files],
             [out / "corpora"],
             cfg.corpus.model_dump(mode="json") | {"hf": cfg.hf_export},
             corpora,
