@@ -33,6 +33,7 @@ from model.encoders.paralinguistic import LayerSelector
 from model.encoders.registry import get_kind
 from model.encoders.speech import WhisperFrames, whisper_spec_from_path
 from model.fusion import fuse
+from model.speaker_norm import UNKNOWN_SPEAKER, SpeakerMoments, SpeakerNorm
 
 GROUPS = ("speech_encoder", "speech_adapter", "emotion_encoder", "emotion_adapter", "lora")
 CONFIG_FILE, WEIGHTS_FILE = "audiollm_config.json", "audiollm.safetensors"
@@ -125,6 +126,12 @@ class AudioLLM(nn.Module):
             self.counter.separators,
             cfg.adapter.input_norm,
         )
+        # Per-speaker statistics of each layer a stream reads (buffers only: nothing here trains).
+        self.speech_speaker_norm = self.emotion_speaker_norm = None
+        if cfg.adapter.speaker_norm:
+            self.speech_speaker_norm = SpeakerNorm(1, self.speech_encoder.hidden_size)
+            layers = 1 if self._emotion_last_only else self.emotion_encoder.num_hidden_states
+            self.emotion_speaker_norm = SpeakerNorm(layers, self.emotion_encoder.hidden_size)
         for p in self.parameters():
             p.requires_grad_(False)
         for encoder, mode, lora in (
@@ -193,24 +200,47 @@ class AudioLLM(nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and any(p.requires_grad for p in encoder.parameters())):
             return encoder(*args, **kwargs)
 
-    def encoder_frames(
+    @property
+    def _emotion_last_only(self) -> bool:
+        return self.config.emotion.layer in (-1, self.emotion_encoder.num_hidden_states - 1)
+
+    def encoder_states(
         self, waveforms: torch.Tensor, lengths: torch.Tensor
-    ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-        """What each adapter reads: (frames (B, T, D), valid frames (B,)) of the speech and the emotion stream."""
+    ) -> tuple[tuple[list[torch.Tensor], torch.Tensor], tuple[list[torch.Tensor], torch.Tensor]]:
+        """The hidden states each stream reads (the speech stream its last layer, the emotion stream
+        its last or all of them), each (B, T, D), with the valid frames per clip (B,)."""
         cfg = self.config
         speech = self._run(self.speech_encoder, waveforms, lengths, cfg.speech.window)
-        last_only = cfg.emotion.layer in (-1, self.emotion_encoder.num_hidden_states - 1)
+        last_only = self._emotion_last_only
         emotion = self._run(self.emotion_encoder, waveforms, lengths, cfg.emotion.window, all_layers=not last_only)
-        emotion_frames = emotion.hidden_states[-1] if last_only else self.emotion_layers(emotion.hidden_states)
-        return (speech.hidden_states[-1], speech.lengths), (emotion_frames, emotion.lengths)
+        emotion_states = [emotion.hidden_states[-1]] if last_only else list(emotion.hidden_states)
+        return ([speech.hidden_states[-1]], speech.lengths), (emotion_states, emotion.lengths)
 
-    def encode_audio(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encoder_frames(
+        self, waveforms: torch.Tensor, lengths: torch.Tensor, speakers: list[str] | None = None
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """What each adapter reads: (frames (B, T, D), valid frames (B,)) of the speech and the emotion
+        stream. With ``adapter.speaker_norm`` each state is first z-scored by its clip's speaker
+        (``speakers``: model.speaker_norm.speaker_key per clip; None or "" = pooled statistics)."""
+        (speech, speech_valid), (emotion, emotion_valid) = self.encoder_states(waveforms, lengths)
+        if self.speech_speaker_norm is not None:
+            speakers = speakers if speakers else [UNKNOWN_SPEAKER] * len(lengths)
+            speech = self.speech_speaker_norm(speech, speakers)
+            emotion = self.emotion_speaker_norm(emotion, speakers)
+        emotion_frames = emotion[0] if self._emotion_last_only else self.emotion_layers(tuple(emotion))
+        return (speech[0], speech_valid), (emotion_frames, emotion_valid)
+
+    def encode_audio(
+        self, waveforms: torch.Tensor, lengths: torch.Tensor, speakers: list[str] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(sum of audio tokens, d) in clip order, and the tokens per clip (B,)."""
         cfg = self.config
         counts = [self.counter.stream_tokens(int(n)) for n in lengths.tolist()]
         speech_counts = torch.tensor([c[0] for c in counts], device=lengths.device)
         emotion_counts = torch.tensor([c[1] for c in counts], device=lengths.device)
-        (speech_frames, speech_valid), (emotion_frames, emotion_valid) = self.encoder_frames(waveforms, lengths)
+        (speech_frames, speech_valid), (emotion_frames, emotion_valid) = self.encoder_frames(
+            waveforms, lengths, speakers
+        )
         speech_tokens = self.speech_adapter(speech_frames, speech_valid, speech_counts)  # (B, Ns, ds)
         emotion_tokens = self.emotion_adapter(emotion_frames, emotion_valid, emotion_counts)  # (B, Ne, de)
         audio = fuse(
@@ -229,6 +259,33 @@ class AudioLLM(nn.Module):
     def needs_input_norm(self) -> bool:
         return self.config.adapter.input_norm
 
+    @property
+    def needs_speaker_norm(self) -> bool:
+        return self.config.adapter.speaker_norm
+
+    @torch.no_grad()
+    def fit_speaker_norm(self, batches: Iterable[Batch], pooled: bool) -> int:
+        """Measure each speaker in ``batches`` (every valid frame of their clips, no labels) and add
+        them to the table; ``pooled``: also set the fallback statistics from these clips (the
+        trainer passes its training clips). Returns the clips seen."""
+        if self.speech_speaker_norm is None:
+            raise ValueError("adapter.speaker_norm is off in this model's config")
+        moments = (SpeakerMoments(), SpeakerMoments())
+        was_training = self.training
+        self.eval()  # no dropout or SpecAugment masks in the statistics
+        for batch in batches:
+            for acc, (states, valid) in zip(
+                moments, self.encoder_states(batch.waveforms, batch.waveform_lengths), strict=True
+            ):
+                acc.add(states, valid, batch.speakers or [UNKNOWN_SPEAKER] * len(batch))
+        self.train(was_training)
+        for norm, acc in zip((self.speech_speaker_norm, self.emotion_speaker_norm), moments, strict=True):
+            table, (mean, std) = acc.stats()
+            norm.table.update(table)
+            if pooled:
+                norm.set_pooled(mean, std)
+        return moments[0].clips
+
     @torch.no_grad()
     def fit_input_norm(self, batches: Iterable[Batch]) -> int:
         """Each adapter's input mean and std over every valid frame of ``batches`` (the trainer
@@ -240,7 +297,7 @@ class AudioLLM(nn.Module):
         clips, was_training = 0, self.training
         self.eval()  # no dropout or SpecAugment masks in the statistics
         for batch in batches:
-            streams = self.encoder_frames(batch.waveforms, batch.waveform_lengths)
+            streams = self.encoder_frames(batch.waveforms, batch.waveform_lengths, batch.speakers)
             for acc, (frames, valid) in zip(sums, streams, strict=True):
                 keep = torch.arange(frames.shape[1], device=frames.device)[None, :] < valid[:, None]
                 x = frames[keep].double()  # (valid frames, D)
@@ -260,7 +317,7 @@ class AudioLLM(nn.Module):
     def embed(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Token embeddings with the audio scattered into the placeholder positions."""
         embeds = self.decoder.get_input_embeddings()(batch.input_ids)  # (B, L, d)
-        audio, totals = self.encode_audio(batch.waveforms, batch.waveform_lengths)
+        audio, totals = self.encode_audio(batch.waveforms, batch.waveform_lengths, batch.speakers)
         placeholders = batch.audio_mask.sum(dim=1)
         for i, (have, want) in enumerate(zip(placeholders.tolist(), totals.tolist(), strict=True)):
             if have != want:
@@ -363,6 +420,9 @@ class AudioLLM(nn.Module):
             state.update({f"emotion_encoder.{n}": t for n, t in self.emotion_encoder.state_dict().items()})
         for name in ("speech_adapter", "emotion_adapter"):  # fitted input statistics (adapter.input_norm)
             state.update({f"{name}.{n}": b for n, b in getattr(self, name).named_buffers()})
+        for name in ("speech_speaker_norm", "emotion_speaker_norm"):  # pooled statistics (adapter.speaker_norm)
+            if getattr(self, name) is not None:
+                state.update({f"{name}.{n}": b for n, b in getattr(self, name).named_buffers()})
         return {n: t.detach().cpu().contiguous() for n, t in state.items()}
 
     def save_pretrained(self, directory: str | Path) -> Path:

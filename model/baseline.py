@@ -62,7 +62,12 @@ class BaselineConfig(BaseModel):
     test_options: dict = Field(default_factory=dict, description="the test source's adapter options")
     profiles: str | None = Field(None, description="existing profiles parquet/folder; default: compute into <out>")
     workers: int = Field(1, ge=1, description="processes measuring profiles")
-    features: Literal["profile", "encoder"] = Field("profile", description="acoustic profile or encoder states")
+    features: Literal["profile", "encoder", "adapter"] = Field(
+        "profile",
+        description="acoustic profile, a Whisper encoder's states, or a trained AudioLLM's adapter output tokens "
+        "(`checkpoint`): what reaches its decoder",
+    )
+    checkpoint: str | None = Field(None, description="features=adapter: the AudioLLM (saved model or training run)")
     encoder: str = Field("embedded:whisper-tiny.en", description="Whisper checkpoint (hub id, dir, embedded:...)")
     encoder_layer: int = Field(2, description="hidden state read (0 = after the convolutions)")
     speaker_norm: bool | None = Field(
@@ -192,6 +197,64 @@ def encoder_features(
     return features, names
 
 
+def adapter_features(
+    utterances: list[Utterance],
+    checkpoint: str,
+    rejects: list[Reject],
+    progress: bool = False,
+    level: Level = Level.none,
+) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
+    """Utterance id -> [mean, std] of a trained AudioLLM's emotion and speech adapter output tokens:
+    what its decoder is given. Probed beside the encoder, it says what the adapters lose. A model
+    with ``adapter.speaker_norm`` first measures every speaker here on their own clips (unlabelled,
+    as ``emoreason eval`` does)."""
+    import torch
+    from tqdm import tqdm
+
+    from model.audiollm import AudioLLM
+    from model.collator import AudioCollator, AudioPrompt
+    from model.eval.run import resolve_checkpoint
+    from model.speaker_norm import speaker_key
+    from pipeline.audio import AudioError, load_audio, normalise_level
+
+    model = AudioLLM.from_pretrained(resolve_checkpoint(checkpoint)).eval()
+    collate = AudioCollator(model.tokenizer, model.counter, model.config.audio_marker)
+    prompts: dict[str, AudioPrompt] = {}
+    for u in utterances:
+        try:
+            wave = normalise_level(load_audio(u.audio_path, u.start_s, u.end_s), level)
+        except AudioError as err:
+            rejects.append(
+                Reject(stage="baseline", record_id=u.id, dataset=u.dataset, reason=err.reason, detail=str(err))
+            )
+            continue
+        prompts[u.id] = AudioPrompt("", wave, id=u.id, speaker=speaker_key(u.dataset, u.speaker))
+    features: dict[str, np.ndarray] = {}
+    with torch.inference_mode():
+        if model.needs_speaker_norm:
+            model.fit_speaker_norm((collate([p]) for p in prompts.values()), pooled=False)
+        for uid, prompt in tqdm(prompts.items(), desc="adapter features", disable=not progress):
+            batch = collate([prompt])
+            (speech, speech_valid), (emotion, emotion_valid) = model.encoder_frames(
+                batch.waveforms, batch.waveform_lengths, batch.speakers
+            )
+            speech_n, emotion_n = model.counter.stream_tokens(int(batch.waveform_lengths[0]))
+            pooled = []
+            for adapter, frames, valid, n in (
+                (model.emotion_adapter, emotion, emotion_valid, emotion_n),
+                (model.speech_adapter, speech, speech_valid, speech_n),
+            ):
+                tokens = adapter(frames, valid, torch.tensor([n]))[0, :n].double()
+                pooled += [tokens.mean(0), tokens.std(0, unbiased=False)]
+            features[uid] = torch.cat(pooled).numpy()
+    width = model.emotion_adapter.mlp[-1].out_features, model.speech_adapter.mlp[-1].out_features
+    names = tuple(
+        f"{stream}.{stat}{i}" for stream, w in zip(("emotion", "speech"), width, strict=True) for stat in ("mean", "std")
+        for i in range(w)
+    )  # fmt: skip
+    return features, names
+
+
 def _features(
     cfg: BaselineConfig,
     utterances: list[Utterance],
@@ -204,6 +267,11 @@ def _features(
     if cfg.features == "encoder":
         wanted = [u for u in utterances if u.audio_path]
         return encoder_features(wanted, cfg.encoder, cfg.encoder_layer, rejects, progress, cfg.level)
+    if cfg.features == "adapter":
+        if cfg.checkpoint is None:
+            raise ValueError("features=adapter needs a checkpoint (--checkpoint): the AudioLLM whose adapters to probe")
+        wanted = [u for u in utterances if u.audio_path]
+        return adapter_features(wanted, cfg.checkpoint, rejects, progress, cfg.level)
     if existing_profiles:
         profiles = list(load_profiles(existing_profiles).values())
     else:
@@ -272,7 +340,7 @@ def run_baseline(cfg: BaselineConfig, out_dir: str | Path, progress: bool = Fals
             raise ValueError(f"{name}: no utterances in split {split!r} ({len(source.rejects)} rejects)")
         if not source.utterances:
             raise ValueError(f"{name}: no utterances ({len(source.rejects)} rejects)")
-    norm = cfg.resolved_speaker_norm() and cfg.features == "encoder"
+    norm = cfg.resolved_speaker_norm() and cfg.features != "profile"
     if same:
         vectors, names = _features(cfg, loaded.utterances, out_dir / "profiles", rejects, progress, cfg.profiles)
         test_vectors = vectors

@@ -19,6 +19,7 @@ class Batch:
     labels: torch.Tensor | None = None  # (B, L) answer token ids, IGNORE_INDEX elsewhere; None at inference
     ids: list[str] = field(default_factory=list)  # example ids, in row order
     tasks: list[str] = field(default_factory=list)  # task per row ("" for free prompts)
+    speakers: list[str] = field(default_factory=list)  # model.speaker_norm.speaker_key per row; "" unknown
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]

@@ -19,6 +19,7 @@ import torch
 from model.adapters import TokenCounter
 from model.batch import IGNORE_INDEX, Batch
 from model.features import MIN_SAMPLES
+from model.speaker_norm import speaker_key
 from pipeline.records import TrainingExample
 
 
@@ -37,6 +38,7 @@ class AudioPrompt:
     instruction: str
     waveform: np.ndarray
     id: str = ""
+    speaker: str = ""  # model.speaker_norm.speaker_key; "" = not known (pooled statistics)
 
 
 @dataclass(frozen=True)
@@ -100,13 +102,15 @@ class AudioCollator:
     def __call__(self, items: Sequence[AudioExample | AudioPrompt]) -> Batch:
         if not items:
             raise ValueError("empty batch")
-        rows, waves, ids, tasks = [], [], [], []
+        rows, waves, ids, tasks, speakers = [], [], [], [], []
         for item in items:
             if isinstance(item, AudioExample):
                 ex = item.example
                 row_id, instruction, target, task = ex.id, ex.instruction, ex.target, ex.task.value
+                speakers.append(speaker_key(ex.dataset, ex.speaker))
             else:
                 row_id, instruction, target, task = item.id, item.instruction, None, ""
+                speakers.append(item.speaker)
             wave = self._waveform(item.waveform, row_id)
             rows.append(self._render(instruction, target, self.counter(wave.size), row_id))
             waves.append(wave)
@@ -140,4 +144,5 @@ class AudioCollator:
             labels=labels if has_targets[0] else None,
             ids=ids,
             tasks=tasks,
+            speakers=speakers,
         )

@@ -82,6 +82,12 @@ class AdapterConfig(_Config):
         "when training starts (frozen encoders' features are dominated by a few large constant dimensions; "
         "docs/model.md)",
     )
+    speaker_norm: bool = Field(
+        False,
+        description="z-score each encoder layer's states by the speaker's own mean and spread (over every frame "
+        "of their clips, labels never read) before the layer mix and the adapter: measured on the training and "
+        "evaluation speakers when training starts, on the test speakers by `emoreason eval`",
+    )
 
     @model_validator(mode="after")
     def _two_hidden(self) -> AdapterConfig:

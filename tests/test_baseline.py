@@ -167,3 +167,31 @@ def test_encoder_states_are_z_scored_per_speaker_on_each_side(monkeypatch, tmp_p
     normed = run_baseline(BaselineConfig(**cfg, speaker_norm=True), tmp_path)
     assert levels == ["peak", "peak"]
     assert normed.metrics.ua > 0.8 > 0.5 > plain.metrics.ua, (normed.metrics.ua, plain.metrics.ua)
+
+
+def test_adapter_probe_reads_what_a_trained_model_gives_its_decoder(tmp_path):
+    """features=adapter: pooled adapter output tokens of a saved AudioLLM (a tiny one here, speaker
+    normalised, so every demo speaker is measured on their own clips first)."""
+    import torch
+    from test_model_fixtures import tiny_config
+
+    from model.audiollm import AudioLLM
+    from model.collator import AudioCollator, AudioPrompt
+    from pipeline.audio import load_audio
+    from pipeline.datasets import load_dataset
+
+    torch.manual_seed(0)
+    model = AudioLLM(tiny_config(tmp_path / "tiny", **{"adapter.speaker_norm": True})).eval()
+    collate = AudioCollator(model.tokenizer, model.counter, model.config.audio_marker)
+    clips = [u for u in load_dataset("demo", None).utterances if u.split == "train"][:8]
+    model.fit_speaker_norm([collate([AudioPrompt("", load_audio(u.audio_path)) for u in clips])], pooled=True)
+    checkpoint = model.save_pretrained(tmp_path / "model")
+    with pytest.raises(ValueError, match="needs a checkpoint"):
+        run_baseline(BaselineConfig(dataset="demo", features="adapter"), tmp_path / "none")
+    result = run_baseline(
+        BaselineConfig(dataset="demo", features="adapter", checkpoint=str(checkpoint)), tmp_path / "p"
+    )
+    width = model.decoder.get_input_embeddings().embedding_dim
+    assert len(result.feature_names) == 4 * width and result.feature_names[0] == "emotion.mean0"
+    assert result.metrics.n == 36 and result.n_train == 72 and not result.rejects
+    assert len({p.predicted for p in result.predictions}) > 1  # the features vary with the clip

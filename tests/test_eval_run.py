@@ -249,3 +249,37 @@ def protocol_names(name):
     from pipeline.labels import protocol
 
     return protocol(name).names
+
+
+def test_a_speaker_normalised_model_is_evaluated_on_its_test_speakers_own_statistics(tmp_path_factory, tmp_path):
+    """Transductive, as in training: every test speaker with enough clips is measured on all of
+    them (labels unread) before any is answered; the others fall back to the pooled statistics."""
+    from collections import Counter
+
+    from model.speaker_norm import MIN_SPEAKER_UTTERANCES, speaker_key
+
+    root = tmp_path_factory.mktemp("spk")
+    torch.manual_seed(0)
+    model = AudioLLM(tiny_config(root, **{"adapter.speaker_norm": True})).eval()
+    collate = AudioCollator(model.tokenizer, model.counter, model.config.audio_marker)
+    items, _, _ = items_from_dataset("demo", None, split="test")
+    with pytest.raises(ValueError, match="never fitted"):  # no pooled statistics: not a trained model
+        generate_predictions(model, collate, items[:2], tmp_path / "none", batch_size=4, max_new_tokens=2)
+    train, _, _ = items_from_dataset("demo", None, split="train")  # what training measures the pooled statistics on
+    model.fit_speaker_norm(_prompt_batches(collate, train[:12]), pooled=True)
+    model.speech_speaker_norm.table.clear()
+    model.emotion_speaker_norm.table.clear()
+    generate_predictions(model, collate, items, tmp_path / "a", batch_size=6, max_new_tokens=2)
+    clips = Counter(speaker_key(i.dataset, i.speaker) for i in items)
+    assert set(model.speech_speaker_norm.table) == {s for s, n in clips.items() if n >= MIN_SPEAKER_UTTERANCES}
+    assert len(read_predictions(tmp_path / "a")[0]) == len(items)
+
+
+def _prompt_batches(collate, items):
+    from model.collator import AudioPrompt
+    from model.speaker_norm import speaker_key
+    from pipeline.audio import load_audio
+
+    for item in items:
+        wave = load_audio(item.audio_path, item.start_s, item.end_s)
+        yield collate([AudioPrompt("x", wave, speaker=speaker_key(item.dataset, item.speaker))])

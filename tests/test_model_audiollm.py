@@ -3,6 +3,8 @@ freezing, save/load and generation."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from test_model_fixtures import tiny_config, tone
@@ -223,3 +225,51 @@ def test_input_norm_standardises_the_valid_frames_and_is_saved(root, tmp_path):
     loaded = AudioLLM.from_pretrained(tmp_path / "ckpt").eval()
     assert torch.equal(loaded.emotion_adapter.input_std, model.emotion_adapter.input_std)
     assert torch.equal(before, loaded(batch, all_logits=True).logits)
+
+
+def speaker_clips(speaker: str, gain: float, n: int, dataset: str = "test") -> list[AudioExample]:
+    rows = []
+    for i in range(n):
+        ex = TrainingExample(
+            id=f"{speaker}{i}", task=Task.emotion_recognition, instruction="What emotion is this?", target="sad",
+            audio_path="-", utterance_id=f"{speaker}{i}", dataset=dataset, split="train", speaker=speaker,
+        )  # fmt: skip
+        wave = tone(0.5 + 0.05 * i, freq=120 + 15 * i + (80 if gain > 1 else 0), seed=i) * gain
+        rows.append(AudioExample(example=ex, waveform=wave))
+    return rows
+
+
+def test_speaker_norm_zscores_each_speaker_on_their_own_frames_and_saves_only_the_pooled_stats(root, tmp_path):
+    model, collate = build(root, **{"adapter.speaker_norm": True, "emotion.layer": "weighted"})
+    quiet, loud = speaker_clips("a", 0.3, 10), speaker_clips("b", 3.0, 10)
+    with pytest.raises(ValueError, match="never fitted"):
+        model(collate(quiet[:2]))
+    assert model.fit_speaker_norm([collate(quiet), collate(loud)], pooled=True) == 20
+    assert set(model.speech_speaker_norm.table) == {"test/a", "test/b"}
+    emotion_layers = model.emotion_encoder.num_hidden_states
+    assert model.emotion_speaker_norm.pooled_mean.shape == (emotion_layers, model.emotion_encoder.hidden_size)
+    for clips in (quiet, loud):  # each speaker: mean 0, spread 1 over their valid frames
+        one = collate(clips)
+        (speech, speech_valid), (emotion, emotion_valid) = model.encoder_states(one.waveforms, one.waveform_lengths)
+        normed = [(x, speech_valid) for x in model.speech_speaker_norm(speech, one.speakers)]
+        normed += [(x, emotion_valid) for x in model.emotion_speaker_norm(emotion, one.speakers)]
+        for x, valid in normed:
+            frames = torch.cat([x[i, : int(valid[i])] for i in range(len(clips))])
+            assert frames.mean(0).abs().max() < 1e-3
+            spread = frames.std(0, unbiased=False)
+            assert ((spread - 1).abs() < 1e-3)[spread > 1e-2].all()  # features constant for a speaker stay 0
+    # A speaker with too few clips, or none known, is normalised by the pooled statistics.
+    few = collate(speaker_clips("c", 1.0, 3))
+    model.fit_speaker_norm([few], pooled=False)
+    assert "test/c" not in model.speech_speaker_norm.table
+    unknown = dataclasses.replace(few, speakers=[""] * len(few))
+    assert torch.equal(model.encode_audio(few.waveforms, few.waveform_lengths, few.speakers)[0],
+                       model.encode_audio(unknown.waveforms, unknown.waveform_lengths, unknown.speakers)[0])  # fmt: skip
+    # The table is measured, not saved: a loaded model knows the pooled statistics only.
+    model.save_pretrained(tmp_path / "ckpt")
+    loaded = AudioLLM.from_pretrained(tmp_path / "ckpt").eval()
+    assert torch.equal(loaded.emotion_speaker_norm.pooled_std, model.emotion_speaker_norm.pooled_std)
+    assert loaded.speech_speaker_norm.table == {}
+    loaded.fit_speaker_norm([collate(quiet)], pooled=False)
+    one = collate(quiet[:2])
+    assert torch.allclose(model(one, all_logits=True).logits, loaded(one, all_logits=True).logits, atol=1e-5)

@@ -57,9 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profiles", help="existing profiles (parquet or `emoreason profile` folder)")
     parser.add_argument("--workers", type=int, default=1, help="processes measuring profiles")
     parser.add_argument(
-        "--features", choices=["profile", "encoder"], default="profile",
-        help="acoustic profile (default) or a Whisper encoder's pooled hidden states (a linear probe)",
+        "--features", choices=["profile", "encoder", "adapter"], default="profile",
+        help="acoustic profile (default), a Whisper encoder's pooled hidden states (a linear probe), or a trained "
+        "AudioLLM's pooled adapter output tokens (--checkpoint): what reaches its decoder",
     )  # fmt: skip
+    parser.add_argument("--checkpoint", help="--features adapter: the AudioLLM (saved model or training run folder)")
     parser.add_argument(
         "--encoder", default="embedded:whisper-tiny.en", help="Whisper checkpoint for --features encoder"
     )
@@ -71,6 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _default_name(cfg) -> str:
     if cfg.features == "encoder":
         name = f"probe ({cfg.encoder.removeprefix('embedded:')} layer {cfg.encoder_layer} + LR)"
+    elif cfg.features == "adapter":
+        name = f"probe (adapter tokens of {Path(cfg.checkpoint).name} + LR)"
     else:
         name = "baseline (profile + LR)"
     notes = []
@@ -115,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
             profiles=args.profiles,
             workers=args.workers,
             features=args.features,
+            checkpoint=args.checkpoint,
             encoder=args.encoder,
             encoder_layer=args.encoder_layer,
             speaker_norm=args.speaker_norm,

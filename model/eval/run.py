@@ -16,6 +16,7 @@ answers "what did the model say, what did we read, what was gold".
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Iterator, Sequence
@@ -25,6 +26,7 @@ from pathlib import Path
 from pydantic import Field
 
 from model.eval.extract import extract_label
+from model.speaker_norm import speaker_key
 from pipeline.audio import AudioError, load_audio
 from pipeline.datasets import load_dataset
 from pipeline.datasets.common import ALL_SPLITS
@@ -230,8 +232,6 @@ def generate_predictions(
     model prefers among the labels, apart from whether it has learned to say one."""
     import torch
 
-    from model.collator import AudioPrompt
-
     parts_dir = Path(parts_dir)
     parts_dir.mkdir(parents=True, exist_ok=True)
     done = done_ids(parts_dir)
@@ -239,6 +239,9 @@ def generate_predictions(
     stats = GenerationStats(skipped=len(items) - len(todo))
     part = _next_part(parts_dir)
     model.eval()
+    if todo and getattr(model, "needs_speaker_norm", False):
+        with torch.inference_mode():
+            _measure_speakers(model, collator, items, batch_size, device)
     for batch in _batches(todo, batch_size):
         prompts, kept, rejects = [], [], []
         for item in batch:
@@ -256,7 +259,7 @@ def generate_predictions(
                     )
                 )
                 continue
-            prompts.append(AudioPrompt(instruction=item.instruction, waveform=wave, id=item.utterance_id))
+            prompts.append(_prompt(item, wave))
             kept.append(item)
         rows = []
         if prompts:
@@ -310,6 +313,30 @@ def generate_predictions(
     if progress and todo:
         print()
     return stats
+
+
+def _prompt(item: EvalItem, wave):
+    from model.collator import AudioPrompt
+
+    speaker = speaker_key(item.dataset, item.speaker)
+    return AudioPrompt(instruction=item.instruction, waveform=wave, id=item.utterance_id, speaker=speaker)
+
+
+def _measure_speakers(model, collator, items: Sequence[EvalItem], batch_size: int, device: str) -> int:
+    """``adapter.speaker_norm``: each test speaker measured on all of their clips here, answered or
+    not (transductive, labels unread), as the trainer measured its speakers. An unreadable clip is
+    skipped here and reported as a reject when it is answered."""
+
+    def batches():
+        for chunk in _batches(items, batch_size):
+            prompts = []
+            for item in chunk:
+                with contextlib.suppress(AudioError):
+                    prompts.append(_prompt(item, load_audio(item.audio_path, item.start_s, item.end_s)))
+            if prompts:
+                yield collator(prompts).to(device)
+
+    return model.fit_speaker_norm(batches(), pooled=False)
 
 
 def _rank_labels(model, collator, items: Sequence[EvalItem], prompts, device: str) -> list[list[str]]:

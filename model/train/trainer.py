@@ -158,6 +158,8 @@ def train(
     # ---- model and optimizer ----
     if cfg.gradient_checkpointing:
         _enable_gradient_checkpointing(model)
+    if getattr(model, "needs_speaker_norm", False):  # first: the input statistics read speaker-normalised states
+        _fit_speaker_norm(model, train_by_task, eval_by_task, collate_fn, item_type, cfg, env)
     if getattr(model, "needs_input_norm", False):  # before sharding: the encoders run whole, once
         _fit_input_norm(model, train_by_task, collate_fn, item_type, cfg, env)
     names = ParamNames.of(model)  # before sharding, which replaces every parameter object
@@ -354,22 +356,50 @@ def train(
     return result
 
 
+def _unique_clips(by_task: dict[Task, list[TrainingExample]]) -> list[TrainingExample]:
+    """One example per clip, in id order (the same in every process and on resume)."""
+    clips = {}
+    for ex in sorted((e for exs in by_task.values() for e in exs), key=lambda e: e.id):
+        clips.setdefault((ex.audio_path, ex.start_s, ex.end_s), ex)
+    return list(clips.values())
+
+
+def _clip_batches(model, clips, collate_fn, item_type, cfg: TrainConfig, env: DistEnv):
+    for module in (model.speech_encoder, model.emotion_encoder, model.emotion_layers):
+        module.to(env.device)
+    loader = DataLoader(
+        CorpusDataset(clips, item_type),
+        batch_size=cfg.micro_batch_size,
+        collate_fn=collate_fn,
+        generator=seeded_generator(cfg.seed),
+    )  # its own generator: the global RNG (and so an exact resume) is untouched
+    return (batch.to(env.device) for batch in loader)
+
+
+def _fit_speaker_norm(model, train_by_task, eval_by_task, collate_fn, item_type, cfg: TrainConfig, env) -> None:
+    """Every training and evaluation speaker measured on all of their clips (transductive, labels
+    unread: what `emoreason eval` does for unseen test speakers); the pooled fallback from the
+    training clips alone."""
+    started = time.perf_counter()
+    batches = _clip_batches(model, _unique_clips(train_by_task), collate_fn, item_type, cfg, env)
+    seen = model.fit_speaker_norm(batches, pooled=True)
+    if eval_by_task:
+        batches = _clip_batches(model, _unique_clips(eval_by_task), collate_fn, item_type, cfg, env)
+        seen += model.fit_speaker_norm(batches, pooled=False)
+    if env.is_main:
+        speakers = len(model.speech_speaker_norm.table)
+        print(
+            f"per-speaker statistics of {speakers} speakers from {seen} clips in {time.perf_counter() - started:.1f} s"
+        )
+
+
 def _fit_input_norm(model, train_by_task, collate_fn, item_type, cfg: TrainConfig, env: DistEnv) -> None:
     """The adapters' input statistics from a seeded sample of training clips: the same clips in
     every process and on resume, so the statistics (and an exact resume) are reproducible."""
-    clips = {}
-    for ex in sorted((e for exs in train_by_task.values() for e in exs), key=lambda e: e.id):
-        clips.setdefault((ex.audio_path, ex.start_s, ex.end_s), ex)
-    sample = list(clips.values())
-    sample = random.Random(cfg.seed).sample(sample, min(cfg.input_norm_clips, len(sample)))
-    for module in (model.speech_encoder, model.emotion_encoder, model.emotion_layers):
-        module.to(env.device)
-    dataset = CorpusDataset(sample, item_type)
-    loader = DataLoader(
-        dataset, batch_size=cfg.micro_batch_size, collate_fn=collate_fn, generator=seeded_generator(cfg.seed)
-    )  # its own generator: the global RNG (and so an exact resume) is untouched
+    clips = _unique_clips(train_by_task)
+    sample = random.Random(cfg.seed).sample(clips, min(cfg.input_norm_clips, len(clips)))
     started = time.perf_counter()
-    seen = model.fit_input_norm(batch.to(env.device) for batch in loader)
+    seen = model.fit_input_norm(_clip_batches(model, sample, collate_fn, item_type, cfg, env))
     if env.is_main:
         print(f"adapter input statistics fitted on {seen} training clips in {time.perf_counter() - started:.1f} s")
 
