@@ -1,91 +1,121 @@
-"""Stage two's checks: each a small pure function ``(record, evidence) -> CheckResult``.
+"""Stage two's checks, and the registry that says which run, in what order, with which reason codes.
 
-``CHECKS`` lists the per-record checks in the order they run; ``duplicate`` is corpus-level
-(:class:`~pipeline.checks.duplicates.DuplicateIndex`) and runs last, over a batch, on the
-records that passed everything else. ``CHECK_NAMES`` is the shared vocabulary of
-``VerifiedRecord.checks`` that the audit and the quality metrics read.
+Each check is a pure function ``(record, evidence) -> CheckResult`` in its own file, with the
+``Code`` enum of the reasons it gives. ``REGISTRY`` lists one :class:`CheckSpec` per
+:class:`~pipeline.verdict.CheckName`, in the order they run; every consumer (verify, the audit,
+the quality metrics, the evaluation) reads names and properties from here. ``duplicate`` is
+corpus-level (:class:`~pipeline.checks.duplicates.DuplicateIndex`): verify runs it over a batch,
+on the records that passed everything else. Adding a check: docs/stage-two.md.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
 
-from pipeline.checks.acoustic import check_acoustic
-from pipeline.checks.base import (
-    NOT_APPLICABLE,
-    CheckInput,
-    CheckSettings,
-    JudgedRelevance,
-    ProfileLike,
-    failed,
-    not_applicable,
-    passed,
+from pipeline.checks import (
+    acoustic,
+    blind,
+    context,
+    degeneracy,
+    duplicates,
+    injection,
+    judged,
+    label,
+    leakage,
+    quotes,
+    reasoning,
+    relevance,
+    schema,
 )
-from pipeline.checks.blind import check_blind
-from pipeline.checks.context import check_context
-from pipeline.checks.degeneracy import check_degeneracy
+from pipeline.checks.base import CheckInput, CheckSettings, JudgedRelevance, ProfileLike
 from pipeline.checks.duplicates import DuplicateIndex
-from pipeline.checks.injection import check_injection
-from pipeline.checks.judged import check_judge
-from pipeline.checks.label import check_label
-from pipeline.checks.leakage import check_leakage
-from pipeline.checks.quotes import check_quotes
-from pipeline.checks.reasoning import check_reasoning
-from pipeline.checks.relevance import check_relevance
-from pipeline.checks.schema import check_schema
-from pipeline.records import CheckResult, GenerationRecord
+from pipeline.rationale import EvidenceKind
+from pipeline.records import GenerationRecord
+from pipeline.verdict import CheckName, CheckResult, CommonCode
 
 Check = Callable[[GenerationRecord, CheckInput], CheckResult]
 
-CHECKS: dict[str, Check] = {
-    "schema": check_schema,
-    "label": check_label,
-    "quote_grounding": check_quotes,
-    "acoustic_grounding": check_acoustic,
-    "context_grounding": check_context,
-    "leakage": check_leakage,
-    "degeneracy": check_degeneracy,
-    "blind_consistency": check_blind,
-    "injection": check_injection,
-    "relevance": check_relevance,
-    "reasoning": check_reasoning,
-    "judge": check_judge,
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """What the registry knows of one check."""
+
+    name: CheckName
+    run: Check | None  # None: corpus-level, run by verify over a batch (duplicate)
+    codes: type[StrEnum]  # the reasons it gives, beyond pipeline.verdict.CommonCode
+    optional: bool = False  # needs something beyond the record: off unless asked (VerifyConfig.blind / .judge)
+    grounds: EvidenceKind | None = None  # the evidence kind whose items it verifies (best-of-n counts them)
+    judges_answers: bool = False  # applies to any answer, a model's too (the evaluation's reasoning metrics)
+
+
+REGISTRY: dict[CheckName, CheckSpec] = {
+    spec.name: spec
+    for spec in (
+        CheckSpec(CheckName.schema, schema.check_schema, schema.Code),
+        CheckSpec(CheckName.label, label.check_label, label.Code, judges_answers=True),
+        CheckSpec(
+            CheckName.quote_grounding,
+            quotes.check_quotes,
+            quotes.Code,
+            grounds=EvidenceKind.lexical,
+            judges_answers=True,
+        ),
+        CheckSpec(
+            CheckName.acoustic_grounding,
+            acoustic.check_acoustic,
+            acoustic.Code,
+            grounds=EvidenceKind.acoustic,
+            judges_answers=True,
+        ),
+        CheckSpec(
+            CheckName.context_grounding,
+            context.check_context,
+            context.Code,
+            grounds=EvidenceKind.contextual,
+            judges_answers=True,
+        ),
+        CheckSpec(CheckName.leakage, leakage.check_leakage, leakage.Code),
+        CheckSpec(CheckName.degeneracy, degeneracy.check_degeneracy, degeneracy.Code),
+        CheckSpec(CheckName.duplicate, None, duplicates.Code),
+        CheckSpec(CheckName.blind_consistency, blind.check_blind, blind.Code, optional=True),
+        CheckSpec(CheckName.injection, injection.check_injection, injection.Code),
+        CheckSpec(CheckName.relevance, relevance.check_relevance, relevance.Code),
+        CheckSpec(CheckName.reasoning, reasoning.check_reasoning, reasoning.Code),
+        CheckSpec(CheckName.judge, judged.check_judge, judged.Code, optional=True),
+    )
 }
-DUPLICATE = "duplicate"
-CHECK_NAMES: tuple[str, ...] = (
-    "schema",
-    "label",
-    "quote_grounding",
-    "acoustic_grounding",
-    "context_grounding",
-    "leakage",
-    "degeneracy",
-    DUPLICATE,
-    "blind_consistency",
-    "injection",
-    "relevance",
-    "reasoning",
-    "judge",
-)
-# Checks that need something beyond the record and are off unless asked for (VerifyConfig.blind / .judge).
-OPTIONAL_CHECKS = frozenset({"blind_consistency", "judge"})
-# Checks that read the parsed answer: after a schema failure they would only repeat it.
-NEEDS_ANSWER = frozenset(CHECK_NAMES) - {"schema"}
+
+# Views of the registry that consumers read.
+CHECK_NAMES: tuple[CheckName, ...] = tuple(REGISTRY)
+CHECKS: dict[CheckName, Check] = {name: spec.run for name, spec in REGISTRY.items() if spec.run is not None}
+OPTIONAL_CHECKS = frozenset(name for name, spec in REGISTRY.items() if spec.optional)
+GROUNDING_OF_KIND: dict[EvidenceKind, CheckName] = {
+    spec.grounds: name for name, spec in REGISTRY.items() if spec.grounds is not None
+}
+ANSWER_CHECKS: tuple[CheckName, ...] = tuple(name for name, spec in REGISTRY.items() if spec.judges_answers)
+
+
+def reason_codes(name: CheckName) -> frozenset[str]:
+    """Every reason code check ``name`` may carry: its own and the common ones."""
+    return frozenset(REGISTRY[name].codes) | frozenset(CommonCode)
+
 
 __all__ = [
+    "ANSWER_CHECKS",
     "CHECKS",
     "CHECK_NAMES",
-    "DUPLICATE",
-    "NEEDS_ANSWER",
-    "NOT_APPLICABLE",
+    "GROUNDING_OF_KIND",
     "OPTIONAL_CHECKS",
+    "REGISTRY",
     "Check",
     "CheckInput",
+    "CheckName",
     "CheckSettings",
+    "CheckSpec",
     "DuplicateIndex",
     "JudgedRelevance",
     "ProfileLike",
-    "failed",
-    "not_applicable",
-    "passed",
+    "reason_codes",
 ]
