@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 
 from pydantic import BaseModel, ConfigDict
 
-from pipeline.checks import GROUNDING_OF_KIND
+from pipeline.checks.registry import GROUNDING_OF_KIND
 from pipeline.normalise import contains_quote
 from pipeline.rationale import EvidenceKind
 from pipeline.records import VerifiedRecord

@@ -7,7 +7,7 @@ detail for people ("not in transcript: 'I never said that'"). Consumers group an
 ``(check, code)``; they never parse the detail.
 
 ``CheckName`` is half of the check registry: the other half, what runs under each name, is
-``pipeline.checks.REGISTRY`` (see docs/stage-two.md, "Adding a check"). The names live here, apart
+``pipeline.checks.registry.REGISTRY`` (see docs/stage-two.md, "Adding a check"). The names live here, apart
 from the checks, because the records (pipeline.records) store them and the checks read records.
 """
 

@@ -8,7 +8,7 @@ File to file (stage-one parquet in, verdicts parquet out) is :func:`pipeline.ver
 Records stream through in batches (whole utterance groups, ``batch_size`` records or a little
 more), so memory does not grow with the corpus apart from the near-duplicate index (~300 bytes
 per accepted record, see pipeline.checks.duplicates). Each record runs every check of the
-registry (:data:`pipeline.checks.REGISTRY`); a disabled check is recorded as not applicable
+registry (:data:`pipeline.checks.registry.REGISTRY`); a disabled check is recorded as not applicable
 (code ``disabled``), so the check list of every row has the same names, in the same order.
 ``accepted`` is true when every check passed; ``reasons`` holds every failed check's reason
 (check, code, detail: pipeline.verdict).
@@ -32,20 +32,19 @@ from collections.abc import Iterable, Iterator, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.checks import (
-    CHECK_NAMES,
-    CHECKS,
-    GROUNDING_OF_KIND,
-    OPTIONAL_CHECKS,
+from pipeline.checks import duplicates
+from pipeline.checks.base import (
     CheckInput,
     CheckSettings,
-    DuplicateIndex,
     JudgedRelevance,
     ProfileLike,
-    duplicates,
+    failed,
+    not_applicable,
+    passed,
 )
-from pipeline.checks.base import failed, not_applicable, passed
 from pipeline.checks.blind import blind_agrees
+from pipeline.checks.duplicates import DuplicateIndex
+from pipeline.checks.registry import CHECK_NAMES, CHECKS, GROUNDING_OF_KIND, OPTIONAL_CHECKS
 from pipeline.checks.text import plain_words
 from pipeline.grounded import FRAMED_SCHEMA_VERSION
 from pipeline.judge import JudgeConfig

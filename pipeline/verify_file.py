@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.checks import JudgedRelevance, ProfileLike
+from pipeline.checks.base import JudgedRelevance, ProfileLike
 from pipeline.label_blind import BLIND_STYLE, label_blind_answers
 from pipeline.parquet import arrow_schema, iter_records, to_table
 from pipeline.records import GenerationRecord, Utterance, VerifiedRecord

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from pipeline.checks import CHECK_NAMES
+from pipeline.checks.registry import CHECK_NAMES
 from pipeline.labels import Emotion, Sentiment
 from pipeline.rationale import Evidence, EvidenceKind, RationaleAnswer
 from pipeline.records import ContextTurn, Utterance, VerifiedRecord

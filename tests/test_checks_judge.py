@@ -7,7 +7,7 @@ import json
 from factories_generation import generation, profile, utterance
 from test_eval_judge import ScriptedClient
 
-from pipeline.checks import CHECK_NAMES
+from pipeline.checks.registry import CHECK_NAMES
 from pipeline.judge import JudgeConfig
 from pipeline.judge_relevance import judge_relevance
 from pipeline.parquet import read_records, write_records

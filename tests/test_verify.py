@@ -11,7 +11,7 @@ import pytest
 from factories_generation import generation, profile, utterance
 from pydantic import ValidationError
 
-from pipeline.checks import CHECK_NAMES
+from pipeline.checks.registry import CHECK_NAMES
 from pipeline.cli import main
 from pipeline.parquet import iter_records, write_records
 from pipeline.records import GenerationRecord, VerifiedRecord

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from factories_generation import generation, profile, utterance
 
-from pipeline.checks import reason_codes
+from pipeline.checks.registry import reason_codes
 from pipeline.records import VerifiedRecord
 from pipeline.verify import VerifyConfig, verify
 

@@ -129,7 +129,8 @@ def _answer(waves, checkpoint: Path, proto, args) -> None:
 
 def _quotes_verified(text: str, prediction: Prediction, proto) -> bool | None:
     from model.eval.reasoning import answer_from_text
-    from pipeline.checks import CHECKS, CheckInput
+    from pipeline.checks.base import CheckInput
+    from pipeline.checks.registry import CHECKS
     from pipeline.labels import Emotion
     from pipeline.records import GenerationRecord, Utterance
     from pipeline.verdict import CheckName

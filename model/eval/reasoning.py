@@ -23,8 +23,9 @@ from collections.abc import Mapping, Sequence
 from pydantic import BaseModel, ConfigDict
 
 from model.eval.run import EvalRow
-from pipeline.checks import ANSWER_CHECKS, CHECKS, CheckInput, ProfileLike
 from pipeline.checks.acoustic_claims import find_claims
+from pipeline.checks.base import CheckInput, ProfileLike
+from pipeline.checks.registry import ANSWER_CHECKS, CHECKS
 from pipeline.judge import JudgeVerdict
 from pipeline.labels import Emotion, protocol
 from pipeline.quality import QualityReport, quality_report
