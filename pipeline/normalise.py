@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 QUOTE_CHARS = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "`": "'", "“": '"', "”": '"', "„": '"', "«": '"', "»": '"'})
 _APOSTROPHE = re.compile(r"(?<=\w)'(?=\w)")
 _NON_WORD = re.compile(r"[^\w]+")
 
 
+@lru_cache(maxsize=4096)  # cue phrases and transcripts are read by several checks per candidate
 def normalise(text: str) -> str:
     """Word content only: 'He’s LOST it!!' -> 'hes lost it'."""
     text = unicodedata.normalize("NFKC", text).translate(QUOTE_CHARS).casefold()

@@ -78,9 +78,9 @@ def _loop(words: tuple[str, ...], settings: CheckSettings) -> Problem | None:
 
 
 def _language(text: str, words: tuple[str, ...], settings: CheckSettings) -> Problem | None:
-    letters = _LETTERS.findall(text)
+    letters = [] if text.isascii() else _LETTERS.findall(text)  # ASCII text: all its letters are ASCII
     if letters:
-        ascii_share = sum(c.isascii() for c in letters) / len(letters)
+        ascii_share = sum(map(str.isascii, letters)) / len(letters)
         if ascii_share < settings.min_ascii_letter_share:
             return Problem(Code.not_english_letters, f"not English: {ascii_share:.0%} ASCII letters")
     if len(words) >= MIN_WORDS_FOR_LANGUAGE:

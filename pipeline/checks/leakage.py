@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from functools import cache
 
 from pipeline.checks.base import CheckInput, Problem, clip, passed, verdict_of
 from pipeline.checks.text import clauses, stripped_words, suggests_text
@@ -54,14 +55,19 @@ def _leak(text: str) -> str | None:
     return None
 
 
+@cache  # a corpus has a few label names
+def _quoted_label(names: tuple[str, ...]) -> re.Pattern[str]:
+    alternatives = "|".join(re.escape(n) for n in names)
+    return re.compile(rf"[\"'“‘]\s*({alternatives})\s*[\"'”’]", re.IGNORECASE)
+
+
 def _quoted_labels(record: GenerationRecord, evidence: CheckInput, joined: str) -> list[Problem]:
     """The gold label's name (or the dataset's raw label) in quotes, when the transcript does not say it."""
     utterance = evidence.utterance
     names = {record.emotion.value}
     if utterance is not None:
         names.add(utterance.raw_label.lower())
-    alternatives = "|".join(re.escape(n) for n in sorted(names))
-    pattern = re.compile(rf"[\"'“‘]\s*({alternatives})\s*[\"'”’]", re.IGNORECASE)
+    pattern = _quoted_label(tuple(sorted(names)))
     transcript = evidence.transcript
     return [
         Problem(Code.quoted_label, f"names the label in quotes: {match.group(0)!r}")

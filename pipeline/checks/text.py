@@ -158,7 +158,7 @@ def has_words(text: str) -> bool:
 def unquoted(text: str) -> str:
     """The text with double-quoted spans blanked: what the rationale says in its own words."""
     if text.isascii() and '"' not in text:
-        return text  # nothing quoted: the same object, so callers can tell
+        return text  # nothing quoted
     text = text.translate(QUOTE_CHARS)
     return _QUOTED_SPAN.sub(" ", text) if '"' in text else text
 
@@ -213,8 +213,7 @@ def stripped_words(text: str) -> list[str]:
 @lru_cache(maxsize=TEXT_CACHE)
 def own_words(text: str) -> frozenset[str]:
     """The set of lowercased words a text uses in its own voice (quotes blanked): a cheap prefilter."""
-    own = unquoted(text)
-    return frozenset(plain_words(text) if own is text else plain_words(own))
+    return frozenset(plain_words(unquoted(text)))
 
 
 _PUNCTUATION_TO_SPACE = str.maketrans(dict.fromkeys(_PUNCTUATION, " "))
