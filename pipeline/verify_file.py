@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Mapping
 from itertools import islice
 from pathlib import Path
@@ -48,14 +47,10 @@ def blind_answers(path: str | Path, style: str = BLIND_STYLE) -> dict[str, str]:
 
 
 def _remove_leftovers(out_path: Path) -> None:
-    """Temporary files and spill folders of runs killed while writing ``out_path`` (their process is gone)."""
-    for leftover in out_path.parent.glob(f".{out_path.name}.*"):
-        pid = leftover.name.removeprefix(f".{out_path.name}.").split(".")[0]
-        if not pid.isdigit() or _alive(int(pid)):
-            continue
-        if leftover.is_dir():
-            shutil.rmtree(leftover, ignore_errors=True)
-        else:
+    """Temporary files of runs killed while writing ``out_path`` (``.<name>.<pid>.tmp``, their process gone)."""
+    for leftover in out_path.parent.glob(f".{out_path.name}.*.tmp"):
+        pid = leftover.name.removeprefix(f".{out_path.name}.").removesuffix(".tmp")
+        if pid.isdigit() and not _alive(int(pid)) and leftover.is_file():
             leftover.unlink(missing_ok=True)
 
 

@@ -224,11 +224,8 @@ def test_verify_file_removes_what_a_killed_run_left_behind(tmp_path):
     src, out = tmp_path / "generations.parquet", tmp_path / "verified.parquet"
     write_records(candidates(), src, GenerationRecord)
     dead = 2**22 + 12345  # above the default pid_max: no such process
-    spill = tmp_path / f".verified.parquet.{dead}.spill"
-    spill.mkdir()
-    (spill / "0.parquet").write_bytes(b"PAR1 cut short")
-    (tmp_path / f".verified.parquet.{dead}.tmp").write_bytes(b"PAR1")
-    live = tmp_path / f".verified.parquet.{os.getpid()}.other"  # a live writer's file is not touched
+    (tmp_path / f".verified.parquet.{dead}.tmp").write_bytes(b"PAR1 cut short")
+    live = tmp_path / f".verified.parquet.{os.getppid()}.tmp"  # a live writer's file is not touched
     live.write_bytes(b"")
     verify_file(src, UTTS, None, VerifyConfig(), out_path=out)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
