@@ -298,8 +298,7 @@ def build_steps(cfg: DataConfig) -> list[Step]:
         utterances_, profiles = usable(), profiles_or_none()
         blind = None
         if cfg.verify.blind:
-            answers = generate_blind(utterances_, profiles, cfg.generate, out)
-            blind = {uid: answer.emotion for uid, answer in answers.items()}
+            blind = generate_blind(utterances_, profiles, cfg.generate, out)
         by_id = {u.id: u for u in utterances_}
         table = load_relevance(relevance_file)
         stats = verify_file(generations, by_id, profiles, cfg.verify, blind, out_path=verified, relevance=table)

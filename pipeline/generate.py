@@ -1,7 +1,7 @@
 """Stage one: a teacher LLM writes a rationale for each utterance, with provenance in every row.
 
     run = generate(utterances, profiles, GenerateConfig(), out_dir)   # -> out_dir/generations.parquet
-    blind = generate_blind(utterances, profiles, GenerateConfig(), out_dir)  # {utterance id: BlindAnswer}
+    blind = generate_blind(utterances, profiles, GenerateConfig(), out_dir)  # {utterance id: emotion word}
 
 For every (utterance, style) one request asks for ``sampling.n`` candidates. Answers go into the
 request cache (:mod:`pipeline.request_cache`) the moment they arrive, so the cache is the run's
@@ -43,11 +43,12 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from pipeline.evidence_plan import PlanMode
 from pipeline.generate_slots import HasCues, Slot, Style, load_style, render_slots, sampling_json
+from pipeline.label_blind import BLIND_STYLE, label_blind_answers
 from pipeline.llm.base import LLMClient, LLMRequest, LLMResult, Sampling
 from pipeline.llm.config import LLMConfig, make_client
 from pipeline.llm.embedded import EMBEDDED
 from pipeline.parquet import arrow_schema, write_records, write_table_atomic
-from pipeline.rationale import BlindAnswer, RationaleAnswer
+from pipeline.rationale import RationaleAnswer
 from pipeline.records import GenerationRecord, Reject, Utterance
 from pipeline.relevance import RelevanceTable
 from pipeline.request_cache import Cached, RequestCache, request_key
@@ -365,25 +366,22 @@ def generate_blind(
     cfg: GenerateConfig,
     out_dir: str | Path,
     client: LLMClient | None = None,
-) -> dict[str, BlindAnswer]:
-    """Label-blind answers for stage two's self-consistency check: utterance id -> BlindAnswer.
+) -> dict[str, str]:
+    """Label-blind answers for stage two's self-consistency check: utterance id -> emotion word.
 
     Runs :func:`generate` with the single style ``blind`` (the teacher sees the same transcript,
     context and acoustic cues as the ``acoustic`` style, but not the gold label) and writes its
     rows to ``out_dir/blind.parquet`` (rejects to ``blind_rejects.parquet``), sharing the request
-    cache. The answer kept per utterance is its first candidate that parsed; utterances with none
-    are absent from the result (their reasons are in the rejects). ``answer.emotion`` is the
-    teacher's free word: read it with ``pipeline.labels.emotion_from_word(word, protocol)``.
+    cache. The answer per utterance is :func:`pipeline.label_blind.label_blind_answers` of its
+    candidates, as ``emoreason verify`` reads it; utterances with no parsed candidate are absent
+    from the result (their reasons are in the rejects). The word is the teacher's own: read it
+    with ``pipeline.labels.emotion_from_word(word, protocol)``.
     """
     blind_cfg = cfg.model_copy(
-        update={"styles": ["blind"], "output": "blind.parquet", "rejects_output": "blind_rejects.parquet"}
+        update={"styles": [BLIND_STYLE], "output": "blind.parquet", "rejects_output": "blind_rejects.parquet"}
     )
     run = generate(utterances, profiles, blind_cfg, out_dir, client)
-    answers: dict[str, BlindAnswer] = {}
-    for rec in run.records:
-        if rec.answer is not None and rec.utterance_id not in answers:
-            answers[rec.utterance_id] = BlindAnswer.model_validate(rec.answer.model_dump())
-    return answers
+    return label_blind_answers(run.records, BLIND_STYLE)
 
 
 def _write_generations(records: list[GenerationRecord], path: Path) -> Path:

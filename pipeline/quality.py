@@ -30,44 +30,36 @@ is a function of verified records only, so evaluation reuses it for a model's ow
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Callable, Iterable
 
 from pydantic import BaseModel, ConfigDict
 
+from pipeline.checks.registry import GROUNDING_OF_KIND
+from pipeline.normalise import contains_quote
 from pipeline.rationale import EvidenceKind
-from pipeline.records import CheckResult, VerifiedRecord
+from pipeline.records import VerifiedRecord
+from pipeline.verdict import CheckName, CheckResult
 
 # The paper's judged numbers for its own model (percent), shown beside ours in reports.
 PAPER_REFERENCE = {"quotation_rate": 57.5, "groundedness_score": 82.8, "relevance_score": 65.3}
 
-GROUNDING_CHECKS = ("quote_grounding", "acoustic_grounding", "context_grounding")
-_NOT_APPLICABLE = "n/a"
 
 QuoteMatcher = Callable[[str, str], bool]
 
 
-def _normalise(text: str) -> str:
-    # Case, punctuation and whitespace do not make a quote unfaithful.
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = re.sub(r"[^\w\s]", " ", text)
-    return " ".join(text.split())
-
-
 def quote_in_transcript(quote: str, transcript: str) -> bool:
-    """Default matcher: the normalised quote occurs in the normalised transcript."""
-    needle = _normalise(quote)
-    return bool(needle) and f" {needle} " in f" {_normalise(transcript)} "
+    """Default matcher: the quote's word content occurs in the transcript's (pipeline.normalise,
+    as the quote check reads quotes, without its fuzzy tolerance)."""
+    return contains_quote(quote, transcript)
 
 
-def find_check(record: VerifiedRecord, name: str) -> CheckResult | None:
+def find_check(record: VerifiedRecord, name: CheckName) -> CheckResult | None:
     return next((c for c in record.checks if c.name == name), None)
 
 
 def applies(check: CheckResult | None) -> bool:
-    """A check that ran: missing checks and 'n/a' passes do not count either way."""
-    return check is not None and not (check.passed and check.reason.startswith(_NOT_APPLICABLE))
+    """A check that ran: missing checks and passes that did not apply do not count either way."""
+    return check is not None and check.applicable
 
 
 class RecordQuality(BaseModel):
@@ -163,7 +155,7 @@ def record_quality(record: VerifiedRecord, quote_matcher: QuoteMatcher = quote_i
     answer = record.answer
     evidence = answer.evidence if answer is not None else []
     quotes = [e.cue for e in evidence if e.kind == EvidenceKind.lexical]
-    quote_check = find_check(record, "quote_grounding")
+    quote_check = find_check(record, CheckName.quote_grounding)
 
     quote_score: int | None = None
     if quotes:
@@ -175,11 +167,11 @@ def record_quality(record: VerifiedRecord, quote_matcher: QuoteMatcher = quote_i
             found = sum(quote_matcher(q, record.transcript or "") for q in quotes)
             quote_score = 2 if quote_check is None and found == len(quotes) else 1 if found else 0
 
-    grounding = [find_check(record, name) for name in GROUNDING_CHECKS]
+    grounding = [find_check(record, name) for name in GROUNDING_OF_KIND.values()]
     all_grounded = all(c is None or c.passed for c in grounding)
-    label = find_check(record, "label")
+    label = find_check(record, CheckName.label)
     kept = bool(evidence) and label is not None and label.passed
-    check = find_check(record, "relevance")
+    check = find_check(record, CheckName.relevance)
     judged = getattr(record, "judge_relevance", None)
     measured = judged is not None or answer is None or applies(check)  # no answer: nothing supports the label
     if judged is not None:
@@ -193,7 +185,7 @@ def record_quality(record: VerifiedRecord, quote_matcher: QuoteMatcher = quote_i
     relevant = relevance_score == 2
 
     voice = [e for e in evidence if e.kind == EvidenceKind.acoustic]
-    voice_check = find_check(record, "acoustic_grounding")
+    voice_check = find_check(record, CheckName.acoustic_grounding)
     voice_grounded = (voice_check is not None and voice_check.passed and applies(voice_check)) if voice else None
     return RecordQuality(
         record_id=record.id,

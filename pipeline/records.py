@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.labels import Emotion, Sentiment
 from pipeline.rationale import RationaleAnswer
+from pipeline.verdict import CheckResult, Reason
 
 SCHEMA_VERSION = "1"
 
@@ -155,12 +156,6 @@ class TrainingExample(Record):
 # ---- stage one and stage two rows ----
 
 
-class CheckResult(Record):
-    name: str
-    passed: bool
-    reason: str = Field("", description="why it failed; empty when it passed")
-
-
 class GenerationRecord(Record):
     """One teacher candidate for one utterance (stage one output row), with full provenance."""
 
@@ -200,7 +195,7 @@ class VerifiedRecord(GenerationRecord):
     """A stage-one row with stage two's verdict."""
 
     accepted: bool
-    reasons: list[str] = Field(default_factory=list, description="every failed check's reason, 'check: detail'")
+    reasons: list[Reason] = Field(default_factory=list, description="every failed check's reason (check, code, detail)")
     checks: list[CheckResult] = Field(default_factory=list)
     score: float = Field(0.0, description="best-of-n score; higher is better")
     selected: bool = Field(False, description="the candidate chosen for training among its utterance's candidates")

@@ -49,8 +49,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from scipy.stats import t as student_t
 
-from pipeline.checks.text import normalise
 from pipeline.labels import Emotion
+from pipeline.normalise import normalise
 from pipeline.records import Measure, Record, Utterance
 
 RELEVANCE_VERSION = "relevance-v1"
@@ -113,7 +113,7 @@ class CueDirection(Record):
 class SentenceEmotions(Record):
     """A transcript spoken with several emotions in the fitted split."""
 
-    text: str = Field(description="normalised transcript (pipeline.checks.text.normalise)")
+    text: str = Field(description="normalised transcript (pipeline.normalise.normalise)")
     emotions: list[Emotion]
     utterances: int
 

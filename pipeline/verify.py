@@ -7,10 +7,11 @@ File to file (stage-one parquet in, verdicts parquet out) is :func:`pipeline.ver
 
 Records stream through in batches (whole utterance groups, ``batch_size`` records or a little
 more), so memory does not grow with the corpus apart from the near-duplicate index (~300 bytes
-per accepted record, see pipeline.checks.duplicates). Each record runs every check of
-:data:`pipeline.checks.CHECK_NAMES`; a disabled check is recorded as ``n/a: disabled``, so the
-check list of every row has the same names. ``accepted`` is true when every check passed;
-``reasons`` lists every failed check as ``"check: detail"``.
+per accepted record, see pipeline.checks.duplicates). Each record runs every check of the
+registry (:data:`pipeline.checks.registry.REGISTRY`); a disabled check is recorded as not applicable
+(code ``disabled``), so the check list of every row has the same names, in the same order.
+``accepted`` is true when every check passed; ``reasons`` holds every failed check's reason
+(check, code, detail: pipeline.verdict).
 
 Best-of-n: among an utterance's accepted candidates the one with the highest ``score`` is
 ``selected`` (ties: the lowest candidate index). The score rewards what makes a rationale
@@ -21,64 +22,42 @@ the first, verified acoustic evidence (the voice is what the student must learn 
 reasoning length inside ``length_band`` (long enough to reason, short enough to be a target).
 Selection is per (utterance, style), so each target style keeps its best candidate; the
 candidates of one (utterance, style) must be adjacent in the input (stage one writes them so).
-Rows of the label-blind style are inputs of the blind check (:func:`pipeline.verify_file.blind_answers`), not
+Rows of the label-blind style are inputs of the blind check (:mod:`pipeline.label_blind`), not
 rationales: they are not verified.
 """
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from operator import attrgetter
+from collections.abc import Iterable, Iterator, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.checks import (
-    CHECK_NAMES,
-    CHECKS,
-    DUPLICATE,
-    OPTIONAL_CHECKS,
+from pipeline.checks import duplicates
+from pipeline.checks.base import (
     CheckInput,
     CheckSettings,
-    DuplicateIndex,
     JudgedRelevance,
     ProfileLike,
+    failed,
+    not_applicable,
+    passed,
 )
-from pipeline.checks.base import failed, not_applicable, passed
 from pipeline.checks.blind import blind_agrees
+from pipeline.checks.duplicates import DuplicateIndex
+from pipeline.checks.registry import CHECK_NAMES, CHECKS, GROUNDING_OF_KIND, OPTIONAL_CHECKS
 from pipeline.checks.text import plain_words
 from pipeline.grounded import FRAMED_SCHEMA_VERSION
 from pipeline.judge import JudgeConfig
+from pipeline.label_blind import BLIND_STYLE
 from pipeline.labels import protocol as get_protocol
 from pipeline.rationale import EvidenceKind
-from pipeline.records import CheckResult, GenerationRecord, Utterance, VerifiedRecord
+from pipeline.records import GenerationRecord, Utterance, VerifiedRecord
 from pipeline.relevance import RelevanceSettings, RelevanceTable, fit_relevance
+from pipeline.verdict import CheckName, CheckResult, CommonCode
 from pipeline.verify_stats import VerifyStats
 
-BLIND_STYLE = "blind"  # stage one's label-blind style: its rows feed blind_consistency, they are not verified
 MAX_SCORED_EVIDENCE = 4  # evidence beyond four items is padding, not better grounding
-# Young-generation collections while verify() runs: CPython collects when the number of live
-# young container objects has grown by its threshold (default 700). A batch keeps tens of such
-# objects per record alive until its verdicts are consumed (records, evidence, check results,
-# cached word sets), so at the default the collector walks them again and again: ~7-9 µs per
-# record on this VM, ~0.1 µs with a threshold above a batch's growth. Nearly all garbage here
-# is freed by reference counting; what is left for the collector is bounded by the batch size.
-GC_YOUNG_OBJECTS_PER_RECORD = 64
-_PASSED = attrgetter("passed")
-GROUNDING_OF_KIND = {
-    EvidenceKind.lexical: "quote_grounding",
-    EvidenceKind.acoustic: "acoustic_grounding",
-    EvidenceKind.contextual: "context_grounding",
-}
-_ACOUSTIC = EvidenceKind.acoustic  # an enum member read off its class costs ~170 ns per access (Python 3.11)
-# A record's check results are a list in CHECK_NAMES order; these are positions in it.
-_SCHEMA = CHECK_NAMES.index("schema")
-_DUPLICATE = CHECK_NAMES.index(DUPLICATE)
-_GROUNDING_AT = {kind: CHECK_NAMES.index(name) for kind, name in GROUNDING_OF_KIND.items()}
-# The duplicate check's slot until the batch's index has run (never in a verdict).
-_PENDING = CheckResult(name=DUPLICATE, passed=True, reason="pending")
-_FRAMED = not_applicable(DUPLICATE, "framed reasoning, built from the utterance's own cues")
-_VERIFIED_FIELDS = frozenset(VerifiedRecord.model_fields)
+Results = dict[CheckName, CheckResult]  # one record's results by check; verify stores them in CHECK_NAMES order
 
 
 class ScoreWeights(BaseModel):
@@ -98,9 +77,9 @@ class VerifyConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    checks: list[str] = Field(
+    checks: list[CheckName] = Field(
         default_factory=lambda: [n for n in CHECK_NAMES if n not in OPTIONAL_CHECKS],
-        description="checks that run; the others are recorded as 'n/a: disabled'",
+        description="checks that run; the others are recorded as not applicable (disabled)",
     )
     blind: bool = Field(False, description="run label-blind self-consistency (needs blind answers)")
     judge: bool = Field(False, description="run the LLM judge's Relevance check (pipeline.judge_relevance)")
@@ -115,23 +94,16 @@ class VerifyConfig(BaseModel):
     blind_style: str = Field(BLIND_STYLE, description="stage-one style of label-blind answers (not rationales)")
     batch_size: int = Field(2048, ge=1, description="records per batch; memory is proportional to it")
 
-    @model_validator(mode="after")
-    def _known_checks(self) -> VerifyConfig:
-        unknown = sorted(set(self.checks) - set(CHECK_NAMES))
-        if unknown:
-            raise ValueError(f"unknown check(s) {', '.join(unknown)}; known: {', '.join(CHECK_NAMES)}")
-        return self
-
-    def enabled(self, name: str) -> bool:
-        if name == "blind_consistency":
+    def enabled(self, name: CheckName) -> bool:
+        if name == CheckName.blind_consistency:
             return self.blind
-        if name == "judge":
+        if name == CheckName.judge:
             return self.judge
         return name in self.checks
 
 
-def score(record: GenerationRecord, checks: Sequence[CheckResult], weights: ScoreWeights) -> float:
-    """Best-of-n score of one candidate (see module doc); ``checks`` in :data:`CHECK_NAMES` order."""
+def score(record: GenerationRecord, checks: Mapping[CheckName, CheckResult], weights: ScoreWeights) -> float:
+    """Best-of-n score of one candidate (see module doc)."""
     answer = record.answer
     if answer is None:
         return 0.0
@@ -139,25 +111,17 @@ def score(record: GenerationRecord, checks: Sequence[CheckResult], weights: Scor
     verified = {
         (item.kind, " ".join(item.cue.lower().split()))
         for item in answer.evidence
-        if checks[_GROUNDING_AT[item.kind]].passed
+        if checks[GROUNDING_OF_KIND[item.kind]].passed
     }
     kinds = {kind for kind, _ in verified}
     value = weights.verified_evidence * min(len(verified), MAX_SCORED_EVIDENCE)
     value += weights.evidence_kinds * max(len(kinds) - 1, 0)
-    if _ACOUSTIC in kinds:
+    if EvidenceKind.acoustic in kinds:
         value += weights.acoustic
     low, high = weights.length_band
     if low <= len(answer.reasoning.split()) <= high:
         value += weights.length
     return value
-
-
-def _runner(name: str, disabled: Mapping[str, CheckResult]) -> Callable[[GenerationRecord, CheckInput], CheckResult]:
-    """What fills the slot of check ``name``: the check, or a fixed result (disabled, or pending)."""
-    fixed = disabled.get(name, _PENDING if name == DUPLICATE else None)
-    if fixed is None:
-        return CHECKS[name]
-    return lambda record, evidence: fixed
 
 
 class _Verifier:
@@ -175,17 +139,7 @@ class _Verifier:
     ):
         self.utterances, self.profiles, self.cfg, self.blind, self.stats = utterances, profiles, cfg, blind, stats
         self.relevance, self.judged = relevance, judged
-        self.duplicates = DuplicateIndex(cfg.settings) if cfg.enabled(DUPLICATE) else None
-        disabled = {name: not_applicable(name, "disabled") for name in CHECK_NAMES if not cfg.enabled(name)}
-        # What runs at each position of CHECK_NAMES: the check, or the fixed result of a disabled one.
-        # The duplicate check runs later, over the batch; its slot holds _PENDING until then.
-        self.row = [_runner(name, disabled) for name in CHECK_NAMES]
-        # A record without an answer: every check that reads one is n/a (schema says why), the rest as usual.
-        self.no_answer = [
-            disabled.get(name, _PENDING if name == DUPLICATE else not_applicable(name, "no answer"))
-            for name in CHECK_NAMES
-        ]
-        self.unknown = [not_applicable(name, "unknown utterance") for name in CHECK_NAMES]
+        self.duplicates = DuplicateIndex(cfg.settings) if cfg.enabled(CheckName.duplicate) else None
 
     def _input(self, utterance_id: str, record: GenerationRecord) -> CheckInput:
         utterance = self.utterances.get(utterance_id)
@@ -201,94 +155,93 @@ class _Verifier:
             judged=self.judged if self.cfg.judge else None,
         )
 
-    def _run_checks(self, record: GenerationRecord, evidence: CheckInput) -> list[CheckResult]:
-        """Every check's result, in CHECK_NAMES order."""
-        if evidence.utterance is None:
-            # Nothing to check against: a generation for an utterance the dataset does not have.
-            results = list(self.unknown)
-            results[_SCHEMA] = failed("schema", f"utterance {record.utterance_id!r} is not in the dataset")
-            return results
-        if record.answer is None or record.error:
-            results = list(self.no_answer)
-            results[_SCHEMA] = CHECKS["schema"](record, evidence)
-            return results
-        results = [check(record, evidence) for check in self.row]
-        if record.schema_version == FRAMED_SCHEMA_VERSION and results[_DUPLICATE] is _PENDING:
-            # A framed reasoning is built from this utterance's own measured cues (pipeline.grounded):
-            # two clips with the same cues and label say the same true thing, not a copied loop.
-            results[_DUPLICATE] = _FRAMED
+    def _run_checks(self, record: GenerationRecord, evidence: CheckInput) -> Results:
+        """Every per-record check's result; the duplicate check is left out when it is still to run
+        over the batch (:meth:`_duplicates`)."""
+        schema = CHECKS[CheckName.schema](record, evidence)
+        if evidence.utterance is None:  # nothing to check against: schema says so, nothing else applies
+            results = {n: not_applicable(n, CommonCode.unknown_utterance, "unknown utterance") for n in CHECK_NAMES}
+            return results | {CheckName.schema: schema}
+        has_answer = record.answer is not None and not record.error
+        if has_answer and not self.cfg.enabled(CheckName.schema):
+            schema = not_applicable(CheckName.schema, CommonCode.disabled, "disabled")
+        results = {CheckName.schema: schema}
+        for name in CHECK_NAMES[1:]:
+            if not self.cfg.enabled(name):
+                results[name] = not_applicable(name, CommonCode.disabled, "disabled")
+            elif name == CheckName.duplicate:
+                if has_answer and record.schema_version == FRAMED_SCHEMA_VERSION:
+                    # A framed reasoning is built from this utterance's own measured cues (pipeline.grounded):
+                    # two clips with the same cues and label say the same true thing, not a copied loop.
+                    detail = "framed reasoning, built from the utterance's own cues"
+                    results[name] = not_applicable(name, duplicates.Code.framed, detail)
+            elif not has_answer:  # schema says why; the other checks would only repeat it
+                results[name] = not_applicable(name, CommonCode.no_answer, "no answer")
+            else:
+                results[name] = CHECKS[name](record, evidence)
         return results
 
     def batch(self, records: list[GenerationRecord]) -> Iterator[VerifiedRecord]:
-        """Verdicts of one batch, built one at a time as they are consumed.
-
-        Lazily, so a consumer that writes and drops each record frees it young instead of holding
-        a batch of verdicts that the garbage collector would scan and promote.
-        """
+        """Verdicts of one batch, in input order."""
         inputs: dict[str, CheckInput] = {}
         evidences, results = [], []
-        words: list[tuple[str, ...] | None] = []  # the reasoning's words, for the duplicate index
         for record in records:
             evidence = inputs.get(record.utterance_id)
             if evidence is None:
                 evidence = inputs[record.utterance_id] = self._input(record.utterance_id, record)
             evidences.append(evidence)
             results.append(self._run_checks(record, evidence))
-            if self.duplicates is not None:  # split by the checks just now: a cache hit
-                words.append(plain_words(record.answer.reasoning) if record.answer is not None else None)
-        # Whether every check so far passed: the duplicate index only indexes those records, and a
-        # record is accepted when its duplicate check (added now, or already n/a) passes as well.
-        passing = [all(map(_PASSED, checks)) for checks in results]
-        self._duplicates(records, results, passing, words)
+        self._duplicates(records, results)
         weights = self.cfg.weights
         scores = [score(record, checks, weights) for record, checks in zip(records, results, strict=True)]
-        accepted = [ok and checks[_DUPLICATE].passed for ok, checks in zip(passing, results, strict=True)]
+        accepted = [all(c.passed for c in checks.values()) for checks in results]
         selected = _select(records, scores, accepted)
-        self.stats.add_batch(records, results, accepted, selected, inputs)
+        self.stats.utterances += len(inputs)
+        self.stats.unknown_utterances += sum(evidence.utterance is None for evidence in inputs.values())
         for i, record in enumerate(records):
-            yield self._verdict(record, results[i], evidences[i], scores[i], i in selected, accepted[i])
+            verdict = self._verdict(record, results[i], evidences[i], scores[i], i in selected, accepted[i])
+            self.stats.add(verdict)
+            yield verdict
 
-    def _duplicates(
-        self,
-        records: list[GenerationRecord],
-        results: list[list[CheckResult]],
-        passing: list[bool],
-        words: list[tuple[str, ...] | None],
-    ) -> None:
-        if self.duplicates is not None:
-            rows = [i for i, r in enumerate(records) if r.answer is not None and results[i][_DUPLICATE] is _PENDING]
-            if rows:
-                copies = self.duplicates.check_batch(
-                    [records[i].answer.reasoning for i in rows],
-                    [records[i].id for i in rows],
-                    [records[i].utterance_id for i in rows],
-                    [passing[i] for i in rows],
-                    [words[i] for i in rows],
+    def _duplicates(self, records: list[GenerationRecord], results: list[Results]) -> None:
+        """The duplicate check over the batch: records whose other checks all passed are indexed."""
+        rows = [i for i, r in enumerate(records) if r.answer is not None and CheckName.duplicate not in results[i]]
+        if self.duplicates is not None and rows:
+            copies = self.duplicates.check_batch(
+                [records[i].answer.reasoning for i in rows],
+                [records[i].id for i in rows],
+                [records[i].utterance_id for i in rows],
+                [all(c.passed for c in results[i].values()) for i in rows],
+                [plain_words(records[i].answer.reasoning) for i in rows],
+            )
+            for i, copied in zip(rows, copies, strict=True):
+                results[i][CheckName.duplicate] = (
+                    passed(CheckName.duplicate)
+                    if copied is None
+                    else failed(CheckName.duplicate, duplicates.Code.near_copy, f"near-copy of {copied}")
                 )
-                for i, copied in zip(rows, copies, strict=True):
-                    results[i][_DUPLICATE] = (
-                        passed(DUPLICATE) if copied is None else failed(DUPLICATE, f"near-copy of {copied}")
-                    )
+        if self.duplicates is not None:
             self.stats.duplicate_index_bytes = self.duplicates.nbytes()
         for checks in results:
-            if checks[_DUPLICATE] is _PENDING:
-                checks[_DUPLICATE] = not_applicable(DUPLICATE, "no answer")
+            if CheckName.duplicate not in checks:
+                checks[CheckName.duplicate] = not_applicable(CheckName.duplicate, CommonCode.no_answer, "no answer")
 
     def _verdict(
         self,
         record: GenerationRecord,
-        checks: list[CheckResult],
+        results: Results,
         evidence: CheckInput,
         value: float,
         selected: bool,
         accepted: bool,
     ) -> VerifiedRecord:
+        checks = [results[name] for name in CHECK_NAMES]
         blind_emotion = evidence.blind_emotion
         judged = evidence.judged.get(record.id) if evidence.judged is not None else None
-        return _extend(
-            record,
+        return VerifiedRecord(
+            **dict(record),
             accepted=accepted,
-            reasons=[] if accepted else [f"{c.name}: {c.reason}" for c in checks if not c.passed],
+            reasons=[c.reason for c in checks if not c.passed],
             checks=checks,
             score=value,
             selected=selected,
@@ -298,26 +251,6 @@ class _Verifier:
             ),
             judge_relevance=judged.relevance if judged is not None else None,
         )
-
-
-def _extend(record: GenerationRecord, **verdict: object) -> VerifiedRecord:
-    """A VerifiedRecord from a validated GenerationRecord and verdict fields built by the checks.
-
-    What ``model_construct`` does, without its per-field bookkeeping: on this VM that costs
-    ~135 µs per record (validation ~55 µs, ``dict(record)`` alone ~58 µs), more than all the
-    checks together. Every value here is already valid (tests/test_verify.py compares the
-    result with a validated VerifiedRecord).
-    """
-    values = record.__dict__.copy()  # a C-level clone of the record's field table
-    values.update(verdict)
-    verified = VerifiedRecord.__new__(VerifiedRecord)
-    object.__setattr__(verified, "__dict__", values)
-    # Every field is set when the verdict is whole (the same set each time: copied, not rebuilt).
-    fields = set(_VERIFIED_FIELDS) if len(values) == len(_VERIFIED_FIELDS) else set(values)
-    object.__setattr__(verified, "__pydantic_fields_set__", fields)
-    object.__setattr__(verified, "__pydantic_extra__", None)
-    object.__setattr__(verified, "__pydantic_private__", None)
-    return verified
 
 
 def _select(records: list[GenerationRecord], scores: list[float], accepted: list[bool]) -> set[int]:
@@ -383,7 +316,7 @@ def verify(
     relevance: RelevanceTable | None = None,
     judged: Mapping[str, JudgedRelevance] | None = None,
 ) -> Iterator[VerifiedRecord]:
-    """Verify stage-one records, in order, streaming; ``stats`` (if given) is filled a batch at a time.
+    """Verify stage-one records, in order, streaming; ``stats`` (if given) counts each verdict yielded.
 
     ``relevance``: the run's relevance table; without one it is fitted here from ``utterances``
     and ``profiles`` (``cfg.relevance``), as ``emoreason data`` does. ``judged``: the judge's
@@ -391,25 +324,9 @@ def verify(
     """
     cfg = cfg or VerifyConfig()
     stats = stats if stats is not None else VerifyStats()
-    if relevance is None and (cfg.enabled("relevance") or cfg.enabled("reasoning")):
+    if relevance is None and (cfg.enabled(CheckName.relevance) or cfg.enabled(CheckName.reasoning)):
         relevance = fit_relevance(utterances.values(), profiles, cfg.relevance)
     verifier = _Verifier(utterances, profiles, cfg, blind, stats, relevance, judged)
     rationales = (r for r in records if r.style != cfg.blind_style)  # blind answers are inputs, not rationales
-    # What is alive now (the dataset, the profiles, imported modules) lives until the end: frozen, the
-    # cyclic garbage collector stops re-scanning it on every full collection, which here cost more
-    # per record than most checks (and grows with the dataset). Objects are still freed by
-    # reference counting; a freeze the caller made is left in place. Young collections wait
-    # for a batch's growth (GC_YOUNG_OBJECTS_PER_RECORD) for the same reason; the caller's thresholds
-    # are restored after.
-    frozen_before = gc.get_freeze_count()
-    gc.freeze()
-    threshold = gc.get_threshold()
-    if threshold[0]:  # 0: the caller switched automatic collection off; leave it off
-        gc.set_threshold(max(threshold[0], GC_YOUNG_OBJECTS_PER_RECORD * cfg.batch_size), *threshold[1:])
-    try:
-        for group in _groups(rationales, cfg.batch_size):
-            yield from verifier.batch(group)
-    finally:
-        gc.set_threshold(*threshold)
-        if not frozen_before:
-            gc.unfreeze()
+    for group in _groups(rationales, cfg.batch_size):
+        yield from verifier.batch(group)

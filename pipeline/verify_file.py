@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-from collections import Counter
 from collections.abc import Mapping
 from itertools import islice
 from pathlib import Path
@@ -20,11 +18,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.checks import JudgedRelevance, ProfileLike
+from pipeline.checks.base import JudgedRelevance, ProfileLike
+from pipeline.label_blind import BLIND_STYLE, label_blind_answers
 from pipeline.parquet import arrow_schema, iter_records, to_table
 from pipeline.records import GenerationRecord, Utterance, VerifiedRecord
 from pipeline.relevance import RelevanceTable
-from pipeline.verify import BLIND_STYLE, Adjacency, VerifyConfig, verify
+from pipeline.verify import Adjacency, VerifyConfig, verify
 from pipeline.verify_stats import VerifyStats
 
 ROW_GROUP_ROWS = 8192  # row groups of the verified parquet; each holds one (accepted, dataset, emotion)
@@ -43,23 +42,15 @@ def _check_adjacent(path: Path, blind_style: str) -> None:
 
 
 def blind_answers(path: str | Path, style: str = BLIND_STYLE) -> dict[str, str]:
-    """Label-blind emotion per utterance from stage-one rows of ``style``: the majority of its candidates."""
-    votes: dict[str, Counter[str]] = {}
-    for record in iter_records(path, GenerationRecord):
-        if record.style == style and record.answer is not None:
-            votes.setdefault(record.utterance_id, Counter())[record.answer.emotion.strip().lower()] += 1
-    return {uid: counter.most_common(1)[0][0] for uid, counter in votes.items()}
+    """Label-blind emotion per utterance from the stage-one rows of ``style`` in a parquet (pipeline.label_blind)."""
+    return label_blind_answers(iter_records(path, GenerationRecord), style)
 
 
 def _remove_leftovers(out_path: Path) -> None:
-    """Temporary files and spill folders of runs killed while writing ``out_path`` (their process is gone)."""
-    for leftover in out_path.parent.glob(f".{out_path.name}.*"):
-        pid = leftover.name.removeprefix(f".{out_path.name}.").split(".")[0]
-        if not pid.isdigit() or _alive(int(pid)):
-            continue
-        if leftover.is_dir():
-            shutil.rmtree(leftover, ignore_errors=True)
-        else:
+    """Temporary files of runs killed while writing ``out_path`` (``.<name>.<pid>.tmp``, their process gone)."""
+    for leftover in out_path.parent.glob(f".{out_path.name}.*.tmp"):
+        pid = leftover.name.removeprefix(f".{out_path.name}.").removesuffix(".tmp")
+        if pid.isdigit() and not _alive(int(pid)) and leftover.is_file():
             leftover.unlink(missing_ok=True)
 
 

@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
-from typing import TYPE_CHECKING
 
-from pipeline.checks.base import NOT_APPLICABLE, shared_results
-from pipeline.records import CheckResult, GenerationRecord, VerifiedRecord
-
-if TYPE_CHECKING:
-    from pipeline.checks.base import CheckInput
+from pipeline.records import VerifiedRecord
 
 
 @dataclass
@@ -37,64 +30,11 @@ class VerifyStats:
         counts = self.by_dataset.setdefault(record.dataset, [0, 0])
         counts[0] += 1
         counts[1] += record.accepted
-        self._count_checks([record.checks])
-
-    def add_batch(
-        self,
-        records: Sequence[GenerationRecord],
-        results: Sequence[Sequence[CheckResult]],
-        accepted: Sequence[bool],
-        selected: Collection[int],
-        inputs: Mapping[str, CheckInput],
-    ) -> None:
-        """Count the verdicts of one batch of verify() before they are built: the same as ``add`` of each."""
-        self.records += len(records)
-        self.accepted += sum(accepted)
-        self.selected += len(selected)
-        self.utterances += len(inputs)
-        self.unknown_utterances += sum(evidence.utterance is None for evidence in inputs.values())
-        for record, ok in zip(records, accepted, strict=True):
-            counts = self.by_dataset.get(record.dataset)
-            if counts is None:
-                counts = self.by_dataset[record.dataset] = [0, 0]
-            counts[0] += 1
-            counts[1] += ok
-        self._count_checks(results, accepted)
-
-    def _count_checks(self, results: Sequence[Sequence[CheckResult]], accepted: Sequence[bool] | None = None) -> None:
-        """Failures and n/a results per check; ``accepted`` (if known) says which records have no failure.
-
-        Passes and n/a results are shared objects (pipeline.checks.base.shared_results), so they
-        are counted by identity at C speed; the others, failures, are looked at one by one, in
-        the records that were not accepted (an accepted record passed every check).
-        """
-        shared = shared_results()
-        counts = Counter(map(id, chain.from_iterable(results)))
-        for key, count in counts.items():
-            check = shared.get(key)
-            if check is not None and check.reason.startswith(NOT_APPLICABLE):
-                self.not_applicable[check.name] += count
-        others = sum(counts[key] for key in counts.keys() - shared.keys())
-        if not others:
-            return
-        rejected = results if accepted is None else [r for r, ok in zip(results, accepted, strict=True) if not ok]
-        for checks in rejected:
-            for check in checks:
-                if id(check) not in shared:
-                    others -= 1
-                    self._count_one(check)
-        if others and accepted is not None:  # a result built outside base's constructors, in an accepted record
-            for checks, ok in zip(results, accepted, strict=True):
-                if ok:
-                    for check in checks:
-                        if id(check) not in shared:
-                            self._count_one(check)
-
-    def _count_one(self, check: CheckResult) -> None:
-        if not check.passed:
-            self.failed[check.name] += 1
-        elif check.reason and check.reason.startswith(NOT_APPLICABLE):  # a real pass has no reason
-            self.not_applicable[check.name] += 1
+        for check in record.checks:
+            if not check.passed:
+                self.failed[check.name.value] += 1
+            elif not check.applicable:
+                self.not_applicable[check.name.value] += 1
 
     def to_dict(self) -> dict:
         return {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pipeline.acoustic.cues import cues_from
 from pipeline.acoustic.profile import AcousticProfile
-from pipeline.checks import CheckInput
+from pipeline.checks.base import CheckInput
 from pipeline.labels import PROTOCOLS, Emotion, canonical_emotion
 from pipeline.rationale import Evidence, EvidenceKind, RationaleAnswer
 from pipeline.records import ContextTurn, GenerationRecord, Measure, Utterance

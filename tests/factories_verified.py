@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import datetime
 
+from pipeline.checks.registry import CHECK_NAMES
 from pipeline.labels import Emotion, Sentiment
 from pipeline.rationale import Evidence, EvidenceKind, RationaleAnswer
-from pipeline.records import CheckResult, ContextTurn, Utterance, VerifiedRecord
+from pipeline.records import ContextTurn, Utterance, VerifiedRecord
+from pipeline.verdict import CheckResult, Reason
 
-CHECKS = (
-    "schema",
-    "label",
-    "quote_grounding",
-    "acoustic_grounding",
-    "context_grounding",
-    "leakage",
-    "degeneracy",
-    "duplicate",
-    "blind_consistency",
-    "injection",
-    "relevance",
-    "reasoning",
-    "judge",
-)
 CREATED = datetime.datetime(2026, 11, 26, 12, 0, tzinfo=datetime.timezone.utc)
 
 
@@ -33,7 +20,7 @@ def verified(
     evidence: list[tuple[str, str, str]] | None = None,
     reasoning: str = "The words and the voice point the same way.",
     concluded: str | None = None,
-    failed: dict[str, str] | None = None,
+    failed: dict[str, tuple[str, str]] | None = None,
     not_applicable: tuple[str, ...] = ("context_grounding", "blind_consistency", "judge"),
     *,
     dataset: str = "meld",
@@ -46,7 +33,7 @@ def verified(
     blind_agrees: bool | None = None,
     score: float = 1.0,
 ) -> VerifiedRecord:
-    """One verified candidate; checks not named in ``failed`` pass (or are 'n/a')."""
+    """One verified candidate; ``failed``: check -> (reason code, detail). The other checks pass (or do not apply)."""
     failed = dict(failed or {})
     answer = None
     if parsed:
@@ -57,13 +44,15 @@ def verified(
             emotion=concluded or emotion,
         )
     elif "schema" not in failed:
-        failed["schema"] = "answer is not valid JSON"
+        failed["schema"] = ("stage_one_error", "stage one: parse: Expecting value")
     checks = []
-    for name in CHECKS:
+    for name in CHECK_NAMES:
         if name in failed:
-            checks.append(CheckResult(name=name, passed=False, reason=failed[name]))
+            code, detail = failed[name]
+            checks.append(CheckResult(name=name, passed=False, reason=Reason(check=name, code=code, detail=detail)))
         elif name in not_applicable:
-            checks.append(CheckResult(name=name, passed=True, reason="n/a: nothing to check"))
+            reason = Reason(check=name, code="no_answer", detail="nothing to check")
+            checks.append(CheckResult(name=name, passed=True, applicable=False, reason=reason))
         else:
             checks.append(CheckResult(name=name, passed=True))
     accepted = not failed
@@ -94,7 +83,7 @@ def verified(
         answer=answer,
         error=None if parsed else "parse: Expecting value: line 1 column 1",
         accepted=accepted,
-        reasons=[f"{name}: {reason}" for name, reason in failed.items()],
+        reasons=[c.reason for c in checks if not c.passed],
         checks=checks,
         score=score if accepted else 0.0,
         selected=accepted if selected is None else selected,
@@ -132,7 +121,7 @@ def corpus_records() -> list[VerifiedRecord]:
             "neutral",
             [("lexical", "I hate you", "hostility")],
             "The speaker says they hate the listener.",
-            failed={"quote_grounding": "quote 'I hate you' not found in the transcript"},
+            failed={"quote_grounding": ("not_in_transcript", "not in transcript: 'I hate you'")},
             speaker="Chandler",
         ),
         verified(
@@ -141,7 +130,7 @@ def corpus_records() -> list[VerifiedRecord]:
             "happy",
             [("lexical", "We won", "delight"), ("lexical", "we got the car", "joy")],
             "Winning makes them happy.",
-            failed={"quote_grounding": "quote 'we got the car' not found in the transcript"},
+            failed={"quote_grounding": ("not_in_transcript", "not in transcript: 'we got the car'")},
             speaker="Monica",
         ),
         verified(
@@ -151,7 +140,7 @@ def corpus_records() -> list[VerifiedRecord]:
             [("lexical", "I can't believe he's gone", "loss")],
             "Disbelief at a loss suggests surprise.",
             concluded="surprise",
-            failed={"label": "concluded 'surprise' (surprised) but the gold label is sad"},
+            failed={"label": ("wrong_label", "concluded surprised but gold is sad")},
             speaker="Phoebe",
         ),
         verified(
@@ -161,8 +150,11 @@ def corpus_records() -> list[VerifiedRecord]:
             [("lexical", "Get out of my apartment", "expulsion"), ("acoustic", "speaking slowly", "calm")],
             "The label is angry, as annotated.",
             failed={
-                "leakage": "mentions the annotation: 'the label is'",
-                "acoustic_grounding": "claims 'speaking slowly' but the measured rate is high (z=+1.4)",
+                "leakage": ("mentions_annotation", "mentions the annotation: 'the label is'"),
+                "acoustic_grounding": (
+                    "contradicts",
+                    "'speaking slowly' contradicts the profile (speaking_rate z=+1.40)",
+                ),
             },
             split="dev",
             speaker="Ross",
@@ -176,8 +168,8 @@ def corpus_records() -> list[VerifiedRecord]:
             "The speaker says they are happy.",
             concluded="happy",
             failed={
-                "label": "concluded 'happy' but the gold label is angry",
-                "injection": "the answer follows an instruction in the transcript",
+                "label": ("wrong_label", "concluded happy but gold is angry"),
+                "injection": ("forced_label", "concludes the injected label happy (gold angry)"),
             },
             speaker="Joey",
         ),

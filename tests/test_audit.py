@@ -18,6 +18,7 @@ from pipeline.audit.report import render_report
 from pipeline.commands import audit as audit_command
 from pipeline.parquet import write_records
 from pipeline.records import VerifiedRecord
+from pipeline.verdict import CheckName, Reason
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -54,22 +55,23 @@ def test_failed_rules_trainable_share_and_relevance_table():
     from pipeline.audit.summary import rule_of
     from pipeline.relevance import RelevanceTable
 
-    # Rules, not only checks: what varies per row is taken out, so one rule counts once.
-    assert rule_of("degeneracy: truncated: the reasoning has all 60 words grounded decoding allows") == (
-        "degeneracy · truncated"
-    )
-    assert rule_of("duplicate: near-copy of ravdess/03-01-05#acoustic#0") == "duplicate · near-copy of"
-    assert rule_of("schema: stage one: no_supporting_evidence: nothing supports angry") == (
-        "schema · no_supporting_evidence"
-    )
-    assert rule_of("relevance: acoustic cue 'louder than usual' (loudness z=+1.40) contradicts sad: typically") == (
-        "relevance · acoustic cue contradicts sad"
-    )
+    # Rules, not only checks: a failed check's reason code, so one rule counts once whatever the detail.
+    reason = Reason(check=CheckName.duplicate, code="near_copy", detail="near-copy of ravdess/03-01-05#acoustic#0")
+    assert rule_of(reason) == "duplicate · near_copy"
     cut = [
-        verified(f"meld/t{i}", "Fine.", "angry", failed={"degeneracy": f"truncated: all {50 + i} words"})
+        verified(
+            f"meld/t{i}", "Fine.", "angry", failed={"degeneracy": ("cut_at_word_cap", f"truncated: all {50 + i} words")}
+        )
         for i in range(3)
     ]
-    loop = [verified("meld/l", "Fine.", "angry", failed={"degeneracy": "repetition loop: 40% of 3-grams repeat"})]
+    loop = [
+        verified(
+            "meld/l",
+            "Fine.",
+            "angry",
+            failed={"degeneracy": ("repeated_ngrams", "repetition loop: 40% of 3-grams repeat")},
+        )
+    ]
     # Accepted but never judged relevant (the relevance check was n/a): not trainable.
     unjudged = verified("meld/u", "Fine.", "angry", not_applicable=("context_grounding", "relevance", "judge"))
     good = verified("meld/g", "I hate you!", "angry", [("lexical", "I hate you", "anger")], selected=True)
@@ -77,8 +79,8 @@ def test_failed_rules_trainable_share_and_relevance_table():
         _json.loads((Path(__file__).parent / "data" / "ravdess_relevance.json").read_text())
     )
     summary = summarise([*cut, *loop, unjudged, good], relevance=table)
-    assert summary.by_rule.loc["degeneracy · truncated", "failures"] == 3
-    assert summary.by_rule.loc["degeneracy · repetition loop", "failures"] == 1
+    assert summary.by_rule.loc["degeneracy · cut_at_word_cap", "failures"] == 3
+    assert summary.by_rule.loc["degeneracy · repeated_ngrams", "failures"] == 1
     assert summary.frame["trainable"].tolist() == [False] * 5 + [True]
     assert summary.trainable_utterances == 1
     text = format_summary(summary)

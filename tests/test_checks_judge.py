@@ -7,7 +7,7 @@ import json
 from factories_generation import generation, profile, utterance
 from test_eval_judge import ScriptedClient
 
-from pipeline.checks import CHECK_NAMES
+from pipeline.checks.registry import CHECK_NAMES
 from pipeline.judge import JudgeConfig
 from pipeline.judge_relevance import judge_relevance
 from pipeline.parquet import read_records, write_records
@@ -44,11 +44,11 @@ def test_judge_check_is_off_by_default_and_reads_the_verdicts(tmp_path):
     on = list(verify(ROWS, UTTS, None, VerifyConfig(judge=True), judged=judged))
     assert [v.judge_relevance for v in on] == [2, 1, None]
     assert on[0].accepted and not on[1].accepted
-    assert any(r.startswith("judge: judged relevance 1/2 (needs 2)") for r in on[1].reasons)
+    assert any(str(r).startswith("judge: judged relevance 1/2 (needs 2)") for r in on[1].reasons)
     # A reply that failed fails the check: an accepted row was always judged.
     failed = judge_relevance(ROWS[:1], JudgeConfig(), tmp_path / "other.sqlite", ScriptedClient(lambda _: None))
     (row,) = verify(ROWS[:1], UTTS, None, VerifyConfig(judge=True), judged=failed)
-    assert not row.accepted and row.reasons[0].startswith("judge: judge failed: request failed")
+    assert not row.accepted and str(row.reasons[0]).startswith("judge: judge failed: request failed")
 
 
 def test_verify_file_asks_the_judge_once_and_caches(tmp_path, monkeypatch):

@@ -29,16 +29,16 @@ def test_wrong_concluded_label_fails_on_real_meld(dev_rows):
     assert utt.emotion is Emotion.angry
     wrong = generation(utt, [("lexical", "Get out of here", "surprise")], "He is startled by them.", "surprise")
     result = check_label(wrong, check_input(utt))
-    assert not result.passed and result.reason == "concluded surprised but gold is angry"
+    assert not result.passed and result.reason.detail == "concluded surprised but gold is angry"
     right = generation(utt, [("lexical", "Get out of here", "an order")], "He orders them out: angry.", "anger")
     assert check_label(right, check_input(utt)).passed
 
 
 def test_not_an_emotion_or_outside_the_protocol_fails():
     utt = utterance("u", "Ugh.", "angry")
-    assert "not a meld7 label" in check_label(generation(utt, concluded="sarcastic"), check_input(utt)).reason
+    assert "not a meld7 label" in check_label(generation(utt, concluded="sarcastic"), check_input(utt)).reason.detail
     # 'annoyed' is frustrated, which the 7-class MELD protocol does not have
-    assert "not a meld7 label" in check_label(generation(utt, concluded="annoyed"), check_input(utt)).reason
+    assert "not a meld7 label" in check_label(generation(utt, concluded="annoyed"), check_input(utt)).reason.detail
 
 
 def test_reasoning_that_argues_for_another_emotion_fails(dev_rows):
@@ -50,11 +50,11 @@ def test_reasoning_that_argues_for_another_emotion_fails(dev_rows):
         concluded="sad",
     )
     result = check_label(argues, check_input(utt))
-    assert not result.passed and "argues for angry" in result.reason
+    assert not result.passed and "argues for angry" in result.reason.detail
     concludes_other = generation(
         utt, reasoning="She is sad at first, but in the end she sounds scared.", concluded="sad"
     )
-    assert "reasoning concludes fearful" in check_label(concludes_other, check_input(utt)).reason
+    assert "reasoning concludes fearful" in check_label(concludes_other, check_input(utt)).reason.detail
 
 
 def test_negated_and_quoted_emotion_words_do_not_count():
@@ -93,7 +93,7 @@ def test_record_gold_must_match_the_dataset():
     utt = utterance("u", "Hi.", "happy")
     stale = generation(utterance("u", "Hi.", "sad"), reasoning="Sad.", concluded="sad")
     result = check_label(stale, check_input(utt))
-    assert not result.passed and "differs from the dataset" in result.reason
+    assert not result.passed and "differs from the dataset" in result.reason.detail
 
 
 @pytest.mark.parametrize(

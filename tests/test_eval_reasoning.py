@@ -61,11 +61,11 @@ def test_checks_verdicts_on_generated_answers():
     good = verified_view(row(GOOD, "angry"), profile=profile)
     assert good.accepted, good.reasons
     fabricated = verified_view(row(FABRICATED, "angry"), profile=profile)
-    assert any("i hate this place" in r.lower() for r in fabricated.reasons)
+    assert any("i hate this place" in r.detail.lower() for r in fabricated.reasons)
     voice = verified_view(row(WRONG_VOICE, "angry"), profile=profile)
-    assert any(r.startswith("acoustic_grounding") for r in voice.reasons)
+    assert any(r.check == "acoustic_grounding" for r in voice.reasons)
     wrong_label = verified_view(row(GOOD.replace("Emotion: angry", "Emotion: sad"), "sad"), profile=profile)
-    assert any(r.startswith("label") for r in wrong_label.reasons)
+    assert any(r.check == "label" and r.code == "wrong_label" for r in wrong_label.reasons)
 
 
 def test_quality_report_over_generated_answers():

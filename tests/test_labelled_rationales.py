@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.checks import CHECK_NAMES, OPTIONAL_CHECKS
+from pipeline.checks.registry import CHECK_NAMES, OPTIONAL_CHECKS
 from pipeline.labels import Emotion
 from pipeline.rationale import RationaleAnswer
 from pipeline.records import AcousticCue, Gender, GenerationRecord, Measure, Utterance

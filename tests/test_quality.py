@@ -27,7 +27,9 @@ def test_report_on_hand_written_corpus():
 def test_relevance_is_measured_by_the_relevance_check_or_the_judge():
     good = verified("meld/r1", "I hate you!", "angry", [("lexical", "I hate you", "anger")])
     assert record_quality(good).relevance_score == 2 and record_quality(good).relevant
-    failing = verified("meld/r2", "Okay.", "angry", failed={"relevance": "quotes 'Okay' of a sentence ..."})
+    failing = verified(
+        "meld/r2", "Okay.", "angry", failed={"relevance": ("multi_emotion_sentence", "quotes 'Okay' of a sentence ...")}
+    )
     assert record_quality(failing).relevance_score == 0 and not record_quality(failing).relevant
     # The check could not judge it (n/a): evidence given and label kept, support not verified.
     unjudged = verified("meld/r3", "Okay.", "angry", not_applicable=("context_grounding", "relevance"))

@@ -16,7 +16,6 @@ from pipeline.labels import Emotion, Sentiment
 from pipeline.parquet import arrow_schema, read_records, write_records
 from pipeline.rationale import Evidence, EvidenceKind, RationaleAnswer
 from pipeline.records import (
-    CheckResult,
     ContextTurn,
     Gender,
     GenerationRecord,
@@ -26,6 +25,7 @@ from pipeline.records import (
     Utterance,
     VerifiedRecord,
 )
+from pipeline.verdict import CheckName, CheckResult, Reason
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("EMOREASON_UPDATE_GOLDEN") == "1"
@@ -94,8 +94,23 @@ def verified() -> VerifiedRecord:
         raw_text='{"emotion": "happy"}',
         answer=answer,
         accepted=False,
-        reasons=["quote: not in transcript"],
-        checks=[CheckResult(name="schema", passed=True), CheckResult(name="quote", passed=False, reason="not found")],
+        reasons=[Reason(check=CheckName.quote_grounding, code="not_in_transcript", detail="not in transcript: 'x'")],
+        checks=[
+            CheckResult(name=CheckName.schema, passed=True),
+            CheckResult(
+                name=CheckName.quote_grounding,
+                passed=False,
+                reason=Reason(
+                    check=CheckName.quote_grounding, code="not_in_transcript", detail="not in transcript: 'x'"
+                ),
+            ),
+            CheckResult(
+                name=CheckName.context_grounding,
+                passed=True,
+                applicable=False,
+                reason=Reason(check=CheckName.context_grounding, code="no_contextual_evidence", detail="none"),
+            ),
+        ],
         score=0.5,
         selected=True,
         blind_emotion="happy",
@@ -185,3 +200,14 @@ def test_bool_fields_are_arrow_bool():
     schema = arrow_schema(VerifiedRecord)
     assert str(schema.field("accepted").type) == "bool"
     assert str(schema.field("checks").type.value_type.field("passed").type) == "bool"
+
+
+def test_reasons_are_stored_as_structs_and_read_back_typed(tmp_path):
+    # The audit and DuckDB group by (check, code) without parsing a string.
+    schema = arrow_schema(VerifiedRecord)
+    assert schema.field("reasons").type.value_type.names == ["check", "code", "detail"]
+    record = verified()
+    back = read_records(write_records([record], tmp_path / "v.parquet", VerifiedRecord), VerifiedRecord)[0]
+    assert back.reasons[0].check is CheckName.quote_grounding and back.reasons[0].code == "not_in_transcript"
+    assert str(back.reasons[0]) == "quote_grounding: not in transcript: 'x'"
+    assert [c.applicable for c in back.checks] == [True, True, False]

@@ -87,14 +87,15 @@ def test_relevance_check_on_ravdess(ravdess):
     loud = profile(angry.id, loudness=1.8, pitch_level=-1.4)  # "louder than usual", "pitch below ..."
     supporting = generation(angry, [("acoustic", "louder than usual", "anger")], "Louder than usual suggests anger.")
     result = check_relevance(supporting, check_input(angry, loud, relevance=ravdess))
-    assert result.passed and result.reason == ""
+    assert result.passed and result.reason is None
 
     soft = profile(angry.id, loudness=-1.6)
     contra = generation(angry, [("acoustic", "softer than usual", "anger")], "Softer than usual suggests anger.")
     result = check_relevance(contra, check_input(angry, soft, relevance=ravdess))
     assert not result.passed
     assert (
-        "'softer than usual' (loudness z=-1.60) contradicts angry: typically higher (loudness z +1.18" in result.reason
+        "'softer than usual' (loudness z=-1.60) contradicts angry: typically higher (loudness z +1.18"
+        in result.reason.detail
     )
 
     # A supporting cue does not excuse a contradicting one beside it.
@@ -104,23 +105,27 @@ def test_relevance_check_on_ravdess(ravdess):
         "Louder than usual suggests anger.",
     )
     result = check_relevance(both, check_input(angry, loud, relevance=ravdess))
-    assert not result.passed and "pitch_level z=-1.40) contradicts angry" in result.reason
+    assert not result.passed and "pitch_level z=-1.40) contradicts angry" in result.reason.detail
 
     quote = generation(angry, [("lexical", "talking by the door", "anger")], "Talking by the door: anger.")
     result = check_relevance(quote, check_input(angry, loud, relevance=ravdess))
     assert not result.passed
-    assert "quotes 'talking by the door' of a sentence this corpus speaks with 8 emotions" in result.reason
+    assert "quotes 'talking by the door' of a sentence this corpus speaks with 8 emotions" in result.reason.detail
 
     # A cue with no typical deviation for the emotion supports nothing.
     paused = profile(angry.id, pauses=1.5)
     neutral = generation(angry, [("acoustic", "more pausing than usual", "anger")], "More pausing suggests anger.")
     result = check_relevance(neutral, check_input(angry, paused, relevance=ravdess))
-    assert not result.passed and "no evidence supports angry" in result.reason and "does not bear on" in result.reason
+    assert (
+        not result.passed
+        and "no evidence supports angry" in result.reason.detail
+        and "does not bear on" in result.reason.detail
+    )
 
     # A claim in the item's own words is read like the acoustic check reads it.
     worded = generation(angry, [("acoustic", "a loud voice", "anger")], "A loud voice suggests anger.")
     assert check_relevance(worded, check_input(angry, loud, relevance=ravdess)).passed
-    assert check_relevance(supporting, check_input(angry, loud)).reason == "n/a: no relevance table"
+    assert check_relevance(supporting, check_input(angry, loud)).reason.code == "no_table"
 
 
 def test_unknown_cells_draw_no_verdict_and_plain_quotes_are_plausible():
@@ -128,7 +133,7 @@ def test_unknown_cells_draw_no_verdict_and_plain_quotes_are_plausible():
     thin = fit_relevance([u], {u.id: profile(u.id, loudness=1.5)})
     loud = profile(u.id, loudness=1.5)
     voice_only = generation(u, [("acoustic", "louder than usual", "anger")], "Louder than usual: anger.")
-    assert check_relevance(voice_only, check_input(u, loud, relevance=thin)).reason.startswith("n/a")
+    assert check_relevance(voice_only, check_input(u, loud, relevance=thin)).applicable is False
     # A sentence said with one emotion: its quote is plausible (no lexicon can verify it; the judge can).
     quote = generation(u, [("lexical", "I hate you", "anger")], "Saying I hate you: anger.")
     assert check_relevance(quote, check_input(u, loud, relevance=thin)).passed

@@ -129,10 +129,11 @@ def _answer(waves, checkpoint: Path, proto, args) -> None:
 
 def _quotes_verified(text: str, prediction: Prediction, proto) -> bool | None:
     from model.eval.reasoning import answer_from_text
-    from pipeline.checks import CHECKS, CheckInput
-    from pipeline.checks.base import NOT_APPLICABLE
+    from pipeline.checks.base import CheckInput
+    from pipeline.checks.registry import CHECKS
     from pipeline.labels import Emotion
     from pipeline.records import GenerationRecord, Utterance
+    from pipeline.verdict import CheckName
 
     answer = answer_from_text(text, prediction.emotion)
     emotion = Emotion(prediction.emotion) if prediction.emotion else proto.labels[0]
@@ -141,8 +142,8 @@ def _quotes_verified(text: str, prediction: Prediction, proto) -> bool | None:
         emotion=emotion, raw_label=emotion.value, label_protocol=proto.name,
     )  # fmt: skip
     record = GenerationRecord.model_construct(id=prediction.file, answer=answer, emotion=emotion)
-    result = CHECKS["quote_grounding"](record, CheckInput(utterance=utterance, protocol=proto))
-    return None if result.passed and result.reason.startswith(NOT_APPLICABLE) else result.passed
+    result = CHECKS[CheckName.quote_grounding](record, CheckInput(utterance=utterance, protocol=proto))
+    return result.passed if result.applicable else None
 
 
 def _print(predictions: list[Prediction], as_json: bool) -> None:

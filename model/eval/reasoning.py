@@ -23,15 +23,15 @@ from collections.abc import Mapping, Sequence
 from pydantic import BaseModel, ConfigDict
 
 from model.eval.run import EvalRow
-from pipeline.checks import CHECKS, CheckInput, ProfileLike
 from pipeline.checks.acoustic_claims import find_claims
+from pipeline.checks.base import CheckInput, ProfileLike
+from pipeline.checks.registry import ANSWER_CHECKS, CHECKS
 from pipeline.judge import JudgeVerdict
 from pipeline.labels import Emotion, protocol
 from pipeline.quality import QualityReport, quality_report
 from pipeline.rationale import Evidence, EvidenceKind, RationaleAnswer
 from pipeline.records import GenerationRecord, Utterance, VerifiedRecord
 
-QUALITY_CHECKS = ("label", "quote_grounding", "acoustic_grounding", "context_grounding")
 MAX_CUE_CHARS = 300  # Evidence.cue's bound
 _QUOTE = re.compile(r'"([^"\n]{1,300})"|“([^”\n]{1,300})”')
 _CONTEXT_LEAD = re.compile(r"earlier in (?:the )?conversation\W*$|previous turn\W*$|earlier turn\W*$", re.IGNORECASE)
@@ -99,14 +99,14 @@ def verified_view(
         answer=answer,
     )
     evidence = CheckInput(utterance=utterance, protocol=protocol(row.label_protocol), profile=profile)
-    checks = [CHECKS[name](record, evidence) for name in QUALITY_CHECKS]
+    checks = [CHECKS[name](record, evidence) for name in ANSWER_CHECKS]
     return VerifiedRecord.model_construct(
         id=row.utterance_id,
         transcript=utterance.transcript,
         answer=answer,
         checks=checks,
         accepted=all(c.passed for c in checks),
-        reasons=[f"{c.name}: {c.reason}" for c in checks if not c.passed],
+        reasons=[c.reason for c in checks if not c.passed],
         blind_agrees=None,
     )
 

@@ -219,7 +219,7 @@ def _card(record: VerifiedRecord, cues: list[str] | None) -> str:
             f"{escape(record.emotion.value)})</span></p>",
         ]
     if record.reasons:
-        parts.append("<ul class='reasons'>" + "".join(f"<li>{escape(r)}</li>" for r in record.reasons) + "</ul>")
+        parts.append("<ul class='reasons'>" + "".join(f"<li>{escape(str(r))}</li>" for r in record.reasons) + "</ul>")
     failed = [c.name for c in record.checks if not c.passed]
     if failed:
         parts.append("<div>" + "".join(f'<span class="chip fail">{escape(n)}</span>' for n in failed) + "</div>")

@@ -2,14 +2,12 @@
 the trainable share; evidence kinds; rationale lengths; the worst examples; reasoning quality;
 the relevance table. ``format_summary`` prints them.
 
-A rule is a check's reason with what varies per row (quotes, numbers, parentheses) taken out and
-cut at its first colon: ``degeneracy: truncated: the reasoning has all 60 words ...`` counts as
-``degeneracy · truncated``, so a chart shows which rule rejects, not only which check.
+A rule is a failed check's reason code (pipeline.verdict.Reason): ``degeneracy · cut_at_word_cap``,
+so a chart shows which rule rejects, not only which check.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -19,30 +17,24 @@ from pipeline.quality import QualityReport, quality_report
 from pipeline.rationale import EvidenceKind
 from pipeline.records import VerifiedRecord
 from pipeline.relevance import RelevanceTable
+from pipeline.verdict import CheckName, Reason
 
 LENGTH_QUANTILES = (0.0, 0.1, 0.5, 0.9, 1.0)
 EXCERPT_CHARS = 90
-STAGE_ONE = "stage one: "  # how the schema check quotes a stage-one error
-RULE_WORDS = 6  # a rule's name: at most this many words of its reason
-_VARYING = re.compile(r"\S*[/#]\S*|'[^']*'|\"[^\"]*\"|“[^”]*”|\([^)]*\)|\[[^\]]*\]|[-+]?\d[\d.,%]*")
+# The checks whose pass verifies that the evidence supports the label.
+SUPPORT_CHECKS = (CheckName.relevance, CheckName.judge)
 
 
-def rule_of(reason: str) -> str:
-    """'check · rule' of one failed check's reason (its first problem; see the module doc)."""
-    check, _, detail = reason.partition(": ")
-    first = detail.split("; ")[0]
-    if first.startswith(STAGE_ONE):  # schema's "stage one: <reason>: ...": the stage-one reason is the rule
-        first = first[len(STAGE_ONE) :]
-    words = " ".join(_VARYING.sub(" ", first).split(":")[0].split()[:RULE_WORDS])
-    return f"{check} · {words}" if words else check
+def rule_of(reason: Reason) -> str:
+    """'check · code' of one failed check's reason (its first problem's code)."""
+    return f"{reason.check.value} · {reason.code}"
 
 
 def trainable(record: VerifiedRecord) -> bool:
     """Accepted, and its evidence verified to support the label: the relevance check (or the judge) passed."""
     if not record.accepted:
         return False
-    checks = {c.name: c for c in record.checks}
-    verified = [checks[n] for n in ("relevance", "judge") if n in checks and not checks[n].reason.startswith("n/a")]
+    verified = [c for c in record.checks if c.name in SUPPORT_CHECKS and c.applicable]
     return bool(verified) and all(c.passed for c in verified)
 
 
@@ -64,10 +56,10 @@ def record_frame(records: Iterable[VerifiedRecord]) -> pd.DataFrame:
                 "accepted": r.accepted,
                 "selected": r.selected,
                 "score": r.score,
-                "failed_checks": [c.name for c in r.checks if not c.passed],
+                "failed_checks": [c.name.value for c in r.checks if not c.passed],
                 "failed_rules": [rule_of(reason) for reason in r.reasons],
                 "trainable": trainable(r),
-                "reasons": list(r.reasons),
+                "reasons": [str(reason) for reason in r.reasons],
                 "parsed": r.answer is not None,
                 "concluded": r.answer.emotion if r.answer is not None else None,
                 "reasoning_words": len(r.answer.reasoning.split()) if r.answer is not None else 0,

@@ -21,38 +21,51 @@ applicable when the rationale neither cites acoustic evidence nor makes an acous
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pipeline.checks.acoustic_claims import Claim, find_claims
-from pipeline.checks.base import CheckInput, ProfileLike, clip, failed, not_applicable, passed
+from pipeline.checks.base import CheckInput, Problem, ProfileLike, clip, not_applicable, verdict_of
 from pipeline.checks.text import normalise, suggests_text
 from pipeline.rationale import EvidenceKind
-from pipeline.records import CheckResult, GenerationRecord
+from pipeline.records import GenerationRecord
+from pipeline.verdict import CheckName, CheckResult, CommonCode
 
-_ACOUSTIC = EvidenceKind.acoustic  # read once: an enum member off its class costs ~170 ns (Python 3.11)
-NAME = "acoustic_grounding"
+NAME = CheckName.acoustic_grounding
 
 
-def judge(claim: Claim, profile: ProfileLike | None, tolerance: float) -> str | None:
+class Code(StrEnum):
+    no_acoustic_claim = "no_acoustic_claim"  # n/a: neither acoustic evidence nor a claim about the voice
+    no_profile = "no_profile"  # acoustic evidence for an utterance without an acoustic profile
+    names_no_cue = "names_no_cue"  # an acoustic evidence item names no measured cue
+    unmeasured = "unmeasured"  # a claim about a measure the profile lacks
+    contradicts = "contradicts"  # a claim the measured profile contradicts
+    unsupported = "unsupported"  # a claim in the measured direction, but within the tolerance
+
+
+def judge(claim: Claim, profile: ProfileLike | None, tolerance: float) -> Problem | None:
     """None when the claim agrees with the profile, else why not."""
     said = f"'not {claim.phrase}'" if claim.negated else repr(claim.phrase)
     measure = claim.measure.value
     if profile is None:
-        return f"claim about unmeasured cue {said} (no acoustic profile)"
+        return Problem(Code.unmeasured, f"claim about unmeasured cue {said} (no acoustic profile)")
     z = profile.z_of(claim.measure)
     if z is None:
         cue = profile.cue_of(claim.measure)
         if cue is None:
-            return f"claim about unmeasured cue {said} ({measure} not measured)"
+            return Problem(Code.unmeasured, f"claim about unmeasured cue {said} ({measure} not measured)")
         agrees = cue.level.direction == claim.direction
         if agrees == claim.negated:
-            return f"{said} contradicts the profile ({measure} {cue.level.value})"
+            return Problem(Code.contradicts, f"{said} contradicts the profile ({measure} {cue.level.value})")
         return None
     along = claim.direction * z
+    contradiction = Problem(Code.contradicts, f"{said} contradicts the profile ({measure} z={z:+.2f})")
     if claim.negated:
-        return f"{said} contradicts the profile ({measure} z={z:+.2f})" if along >= tolerance else None
+        return contradiction if along >= tolerance else None
     if along <= 0:
-        return f"{said} contradicts the profile ({measure} z={z:+.2f})"
+        return contradiction
     if along < tolerance:
-        return f"{said} is not supported ({measure} z={z:+.2f}, needs {claim.direction * tolerance:+.2f})"
+        needs = claim.direction * tolerance
+        return Problem(Code.unsupported, f"{said} is not supported ({measure} z={z:+.2f}, needs {needs:+.2f})")
     return None
 
 
@@ -71,24 +84,26 @@ def _names_profile_cue(cue: str, profile: ProfileLike | None) -> bool:
 def check_acoustic(record: GenerationRecord, evidence: CheckInput) -> CheckResult:
     answer = record.answer
     if answer is None:
-        return not_applicable(NAME, "no answer")
+        return not_applicable(NAME, CommonCode.no_answer, "no answer")
     profile, tolerance = evidence.profile, evidence.settings.acoustic_z_tolerance
-    problems: list[str] = []
+    problems: list[Problem] = []
     claims: list[Claim] = list(find_claims(answer.reasoning))
     acoustic_items = 0
     for item in answer.evidence:
-        if item.kind == _ACOUSTIC:
+        if item.kind == EvidenceKind.acoustic:
             acoustic_items += 1
             item_claims = find_claims(item.cue)
             if profile is not None and not item_claims and not _names_profile_cue(item.cue, profile):
-                problems.append(f"acoustic evidence names no measured cue: {clip(item.cue)!r}")
+                problems.append(
+                    Problem(Code.names_no_cue, f"acoustic evidence names no measured cue: {clip(item.cue)!r}")
+                )
             claims.extend(item_claims)
     # One line per field: clauses (and claims) never span two of them.
     claims.extend(find_claims(suggests_text(answer)))
     if not claims and not acoustic_items:
-        return not_applicable(NAME, "no acoustic evidence or claim")
+        return not_applicable(NAME, Code.no_acoustic_claim, "no acoustic evidence or claim")
     if acoustic_items and profile is None:
-        problems.insert(0, "acoustic evidence but no acoustic profile")
+        problems.insert(0, Problem(Code.no_profile, "acoustic evidence but no acoustic profile"))
     seen: set[tuple] = set()
     for claim in claims:
         key = (claim.measure, claim.direction, claim.negated)
@@ -98,6 +113,4 @@ def check_acoustic(record: GenerationRecord, evidence: CheckInput) -> CheckResul
         problem = judge(claim, profile, tolerance)
         if problem is not None:
             problems.append(problem)
-    if problems:
-        return failed(NAME, "; ".join(problems))
-    return passed(NAME)
+    return verdict_of(NAME, problems)

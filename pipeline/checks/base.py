@@ -5,31 +5,30 @@ A check is a pure function ``(record, evidence) -> CheckResult``: ``record`` is 
 checked *against* (the utterance, its acoustic profile, the label protocol, thresholds). One
 ``CheckInput`` is built per utterance and shared by its candidates, so per-utterance work
 (normalising the transcript and context, scanning the transcript for injected instructions) is
-done once and cached on it.
+done once, on first use.
 
-A check that does not apply passes with a reason starting ``"n/a: "`` so the audit can count it
-apart from a real pass; a failed check's reason names what failed (the quote, the claim, ...).
+A check that does not apply passes with ``applicable=False`` and a reason saying why, so the audit
+can count it apart from a real pass; a failed check's reason carries the check's reason code and
+names what failed (the quote, the claim, ...). See pipeline.verdict.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache, lru_cache
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
+from enum import StrEnum
+from functools import cached_property
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipeline.checks.directives import InjectionFinding, find_injection
 from pipeline.checks.text import NormText
 from pipeline.labels import Protocol as LabelProtocol
-from pipeline.records import AcousticCue, CheckResult, GenerationRecord, Measure, Utterance
-
-if TYPE_CHECKING:
-    from pipeline.checks.injection import InjectionFinding
-    from pipeline.relevance import RelevanceTable
-
-NOT_APPLICABLE = "n/a"
+from pipeline.records import AcousticCue, GenerationRecord, Measure, Utterance
+from pipeline.relevance import RelevanceTable
+from pipeline.verdict import CheckName, CheckResult, Reason
 
 
 @runtime_checkable
@@ -78,25 +77,6 @@ class CheckSettings(BaseModel):
 DEFAULT_SETTINGS = CheckSettings()
 
 
-_T = TypeVar("_T")
-
-
-class _lazy(Generic[_T]):  # noqa: N801 - used like functools.cached_property
-    """``functools.cached_property`` without its lock (Python 3.11 takes an RLock on every first
-    access, ~1 µs per utterance). Two threads reading a value first may both compute it: the values
-    are equal, as pure functions of the input."""
-
-    def __init__(self, compute: Callable[[Any], _T]):
-        self.compute, self.name = compute, compute.__name__
-        self.__doc__ = compute.__doc__
-
-    def __get__(self, instance: Any, owner: type) -> _T:
-        if instance is None:
-            return self  # type: ignore[return-value]
-        value = instance.__dict__[self.name] = self.compute(instance)  # later reads find it first
-        return value
-
-
 @dataclass(frozen=True)
 class JudgedRelevance:
     """The LLM judge's Relevance of one rationale (0-2, the paper's scale); None when its reply failed."""
@@ -120,64 +100,53 @@ class CheckInput:
     judged: Mapping[str, JudgedRelevance] | None = None  # record id -> the judge's verdict (the judge check)
     extra: dict[str, object] = field(default_factory=dict)  # reserved for callers; checks ignore it
 
-    @_lazy
+    @cached_property
     def transcript(self) -> NormText | None:
         text = self.utterance.transcript if self.utterance is not None else None
         return NormText.of(text) if text else None
 
-    @_lazy
+    @cached_property
     def context(self) -> list[tuple[int, str, NormText]]:
         """(turn, speaker, normalised text) of each previous turn."""
         if self.utterance is None:
             return []
         return [(t.turn, t.speaker, NormText.of(t.text)) for t in self.utterance.context]
 
-    @_lazy
+    @cached_property
     def injection(self) -> InjectionFinding | None:
-        return _find_injection()(self.utterance, self.protocol)
+        """Instructions hidden in the dialogue (the injection check reads them)."""
+        return find_injection(self.utterance, self.protocol)
 
 
-@cache
-def _find_injection() -> Callable[[Utterance | None, LabelProtocol], InjectionFinding | None]:
-    # Imported on first use: pipeline.checks.injection imports this module. An import statement
-    # in the property itself costs ~1 µs per utterance.
-    from pipeline.checks.injection import find_injection
+class Problem(NamedTuple):
+    """One thing a check found wrong: its reason code and what to tell people."""
 
-    return find_injection
+    code: StrEnum
+    text: str
 
 
-# Stage two builds ten results per record: pass and n/a results are shared (CheckResult is frozen)
-# and live as long as the process (the n/a reasons are a few fixed phrases per check), so the
-# stats count them by identity (pipeline.verify_stats).
-_SHARED: dict[int, CheckResult] = {}
+def passed(name: CheckName) -> CheckResult:
+    return CheckResult(name=name, passed=True)
 
 
-def _shared(result: CheckResult) -> CheckResult:
-    _SHARED[id(result)] = result
-    return result
+def failed(name: CheckName, code: StrEnum, detail: str) -> CheckResult:
+    return CheckResult(name=name, passed=False, reason=Reason(check=name, code=code, detail=detail))
 
 
-def shared_results() -> Mapping[int, CheckResult]:
-    """id -> result of every shared (pass or n/a) result made so far."""
-    return _SHARED
+def not_applicable(name: CheckName, code: StrEnum, detail: str) -> CheckResult:
+    """A pass that did not apply: the check had nothing to judge."""
+    return CheckResult(name=name, passed=True, applicable=False, reason=Reason(check=name, code=code, detail=detail))
 
 
-@cache
-def passed(name: str) -> CheckResult:
-    return _shared(CheckResult(name=name, passed=True, reason=""))
+def verdict_of(name: CheckName, problems: Sequence[Problem], *, unique: bool = False) -> CheckResult:
+    """Passed without problems; else failed with the first problem's code and every problem's text
+    (each once, in order, when ``unique``)."""
+    if not problems:
+        return passed(name)
+    texts = [p.text for p in problems]
+    return failed(name, problems[0].code, "; ".join(dict.fromkeys(texts) if unique else texts))
 
 
-def failed(name: str, reason: str) -> CheckResult:
-    return CheckResult(name=name, passed=False, reason=reason)
-
-
-@cache
-def not_applicable(name: str, why: str) -> CheckResult:
-    """A pass that did not apply; ``why`` is one of the check's fixed phrases (the results are kept)."""
-    return _shared(CheckResult(name=name, passed=True, reason=f"{NOT_APPLICABLE}: {why}"))
-
-
-@lru_cache(maxsize=1024)  # a run has one or a few sampling settings
 def max_tokens(sampling: str) -> int | None:
     """The ``max_tokens`` of a record's sampling (JSON), None when it sets none."""
     try:
@@ -187,7 +156,6 @@ def max_tokens(sampling: str) -> int | None:
     return value if isinstance(value, int) else None
 
 
-@lru_cache(maxsize=1024)
 def _sampling_n(sampling: str) -> int:
     try:
         value = json.loads(sampling).get("n")

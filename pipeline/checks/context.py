@@ -10,18 +10,27 @@ evidence. Not applicable when the rationale gives no contextual evidence.
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 
-from pipeline.checks.base import CheckInput, clip, failed, not_applicable, passed
+from pipeline.checks.base import CheckInput, Problem, clip, failed, not_applicable, verdict_of
 from pipeline.checks.text import quote_parts
 from pipeline.rationale import EvidenceKind
-from pipeline.records import CheckResult, GenerationRecord
+from pipeline.records import GenerationRecord
+from pipeline.verdict import CheckName, CheckResult, CommonCode
 
-_CONTEXTUAL = EvidenceKind.contextual  # read once: an enum member off its class costs ~170 ns (Python 3.11)
-NAME = "context_grounding"
+NAME = CheckName.context_grounding
 _PREFIX = re.compile(r"^\s*(?:\(?turn\s*#?\s*(\d+)\)?|([^:\"“]{1,40}?))\s*:\s*(.+)$", re.IGNORECASE | re.DOTALL)
 
 
-def _ground(cue: str, evidence: CheckInput) -> str | None:
+class Code(StrEnum):
+    no_contextual_evidence = "no_contextual_evidence"  # n/a: the rationale cites no earlier turn
+    no_previous_turns = "no_previous_turns"  # contextual evidence for an utterance without context
+    no_such_turn = "no_such_turn"  # the cue names a turn number the dialogue does not have
+    not_in_context = "not_in_context"  # the quote is in no previous turn
+    other_speaker = "other_speaker"  # the quote is there, said by another speaker than the one named
+
+
+def _ground(cue: str, evidence: CheckInput) -> Problem | None:
     """None when grounded, else why not."""
     turns = evidence.context
     similarity = evidence.settings.quote_similarity
@@ -34,7 +43,7 @@ def _ground(cue: str, evidence: CheckInput) -> str | None:
         elif named and any(named.strip().casefold() == s.casefold() for _, s, _ in turns):
             speaker, quote = named.strip().casefold(), rest
     if turn_no is not None and all(t != turn_no for t, _, _ in turns):
-        return f"turn {turn_no} does not exist: {clip(cue)!r}"
+        return Problem(Code.no_such_turn, f"turn {turn_no} does not exist: {clip(cue)!r}")
     # Exact matches first: fuzzy alignment against every turn is the expensive path.
     parts = quote_parts(quote)  # normalised once for every turn
     hits = [(t, s) for t, s, text in turns if text.contains_parts(parts)]
@@ -43,22 +52,19 @@ def _ground(cue: str, evidence: CheckInput) -> str | None:
     if turn_no is not None:
         hits = [(t, s) for t, s in hits if t == turn_no]
     if not hits:
-        return f"not in any previous turn: {clip(cue)!r}"
+        return Problem(Code.not_in_context, f"not in any previous turn: {clip(cue)!r}")
     if speaker is not None and all(s.casefold() != speaker for _, s in hits):
-        return f"said by {hits[0][1]}, not {speaker}: {clip(cue)!r}"
+        return Problem(Code.other_speaker, f"said by {hits[0][1]}, not {speaker}: {clip(cue)!r}")
     return None
 
 
 def check_context(record: GenerationRecord, evidence: CheckInput) -> CheckResult:
     answer = record.answer
     if answer is None:
-        return not_applicable(NAME, "no answer")
-    cues = [e.cue for e in answer.evidence if e.kind == _CONTEXTUAL]
+        return not_applicable(NAME, CommonCode.no_answer, "no answer")
+    cues = [e.cue for e in answer.evidence if e.kind == EvidenceKind.contextual]
     if not cues:
-        return not_applicable(NAME, "no contextual evidence")
+        return not_applicable(NAME, Code.no_contextual_evidence, "no contextual evidence")
     if not evidence.context:
-        return failed(NAME, "contextual evidence but the utterance has no previous turns")
-    problems = [p for p in (_ground(cue, evidence) for cue in cues) if p is not None]
-    if problems:
-        return failed(NAME, "; ".join(problems))
-    return passed(NAME)
+        return failed(NAME, Code.no_previous_turns, "contextual evidence but the utterance has no previous turns")
+    return verdict_of(NAME, [p for p in (_ground(cue, evidence) for cue in cues) if p is not None])

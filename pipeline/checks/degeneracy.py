@@ -19,19 +19,28 @@
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from itertools import pairwise
-from operator import eq
 
-from pipeline.checks.base import CheckInput, CheckSettings, clip, cut_at_max_tokens, failed, max_tokens, passed
-from pipeline.checks.text import own_words, plain_words, suggests_text, unquoted
+from pipeline.checks.base import (
+    CheckInput,
+    CheckSettings,
+    Problem,
+    clip,
+    cut_at_max_tokens,
+    max_tokens,
+    passed,
+    verdict_of,
+)
+from pipeline.checks.text import plain_words, suggests_text
 from pipeline.grounded import CAPPED_SCHEMA_VERSIONS, MAX_REASONING_WORDS
-from pipeline.records import CheckResult, GenerationRecord
+from pipeline.records import GenerationRecord
 from pipeline.stopwords import STOPWORDS
+from pipeline.verdict import CheckName, CheckResult
 
-NAME = "degeneracy"
+NAME = CheckName.degeneracy
 MAX_WORD_RUN = 6  # "very very very very very very": no fluent sentence does this
 MIN_WORDS_FOR_LANGUAGE = 12  # the stopword share of a short phrase says nothing
-ROUNDING_MARGIN = 1e-6  # a share computed in floats can exceed its exact value: borderline texts are counted
 CLOSING = frozenset(".!?…)]\"'”’»*")
 _LETTERS = re.compile(r"[^\W\d_]")
 _REFUSAL = re.compile(
@@ -39,54 +48,45 @@ _REFUSAL = re.compile(
     r"won't|will not) (?:help|assist|comply|provide|do that|answer|determine)|i(?:'m| am) not able to (?:help|assist))",
     re.IGNORECASE,
 )
-_REFUSAL_ANCHORS = frozenset({"ai", "model", "sorry", "afraid", "can't", "cannot", "unable", "won't", "will", "able"})
 
 
-def _refusal(text: str) -> re.Match[str] | None:
-    # Without quoted spans the text's own-word set (cached for label and leakage) holds every word:
-    # the test then looks up the ten anchors instead of every word.
-    if _REFUSAL_ANCHORS.isdisjoint(own_words(text) if unquoted(text) is text else plain_words(text)):
-        return None
-    return _REFUSAL.search(text)
+class Code(StrEnum):
+    cut_at_max_tokens = "cut_at_max_tokens"  # the teacher stopped at its max_tokens
+    cut_at_word_cap = "cut_at_word_cap"  # grounded decoding's word cap closed the reasoning
+    ends_mid_sentence = "ends_mid_sentence"  # no closing punctuation
+    word_run = "word_run"  # one word many times in a row
+    repeated_ngrams = "repeated_ngrams"  # a loop: most word n-grams repeat
+    not_english_letters = "not_english_letters"  # too few ASCII letters
+    not_english_words = "not_english_words"  # too few English function words
+    refusal = "refusal"  # "I can't help with that", "As an AI"
 
 
-def _loop(words: tuple[str, ...], settings: CheckSettings, repeated: int) -> str | None:
-    # Every word of a run but the first, and every word of a repeated n-gram, repeats an earlier
-    # word: with few repeated words (fluent prose) a run or a loop cannot be there, and it is not searched.
-    # The two bounds are tested apart: random or terse text often has enough repeated words for a
-    # run (5) but not for a loop (30% of its n-grams).
+def _loop(words: tuple[str, ...], settings: CheckSettings) -> Problem | None:
+    run = 1
+    for previous, word in pairwise(words):
+        run = run + 1 if word == previous else 1
+        if run >= MAX_WORD_RUN:
+            return Problem(Code.word_run, f"repetition loop: {word!r} x{run}")
     n = settings.repetition_ngram
-    total = len(words) - n + 1
-    # A run of MAX_WORD_RUN equal words needs that many - 1 equal neighbours: count them in C first
-    # (operator.eq: twice as fast as str.__eq__ through map on this VM).
-    if repeated >= MAX_WORD_RUN - 1 and sum(map(eq, words, words[1:])) >= MAX_WORD_RUN - 1:
-        run = 1
-        for previous, word in pairwise(words):
-            run = run + 1 if word == previous else 1
-            if run >= MAX_WORD_RUN:
-                return f"repetition loop: {word!r} x{run}"
-    # A repeated n-gram at i repeats the words at i..i+n-1, so k >= 1 repeated n-grams need at
-    # least k + n - 1 repeated words.
-    if repeated - (n - 1) < settings.max_repeated_ngram_share * total - ROUNDING_MARGIN:
-        return None
     if len(words) < max(settings.min_tokens_for_repetition, n + 1):
         return None
-    share = 1.0 - len(set(zip(*(words[i : total + i] for i in range(n)), strict=True))) / total
+    ngrams = [words[i : i + n] for i in range(len(words) - n + 1)]
+    share = 1.0 - len(set(ngrams)) / len(ngrams)
     if share > settings.max_repeated_ngram_share:
-        return f"repetition loop: {share:.0%} of {n}-grams repeat"
+        return Problem(Code.repeated_ngrams, f"repetition loop: {share:.0%} of {n}-grams repeat")
     return None
 
 
-def _language(text: str, words: tuple[str, ...], settings: CheckSettings) -> str | None:
-    letters = () if text.isascii() else _LETTERS.findall(text)
+def _language(text: str, words: tuple[str, ...], settings: CheckSettings) -> Problem | None:
+    letters = [] if text.isascii() else _LETTERS.findall(text)  # ASCII text: all its letters are ASCII
     if letters:
-        ascii_share = sum(c.isascii() for c in letters) / len(letters)
+        ascii_share = sum(map(str.isascii, letters)) / len(letters)
         if ascii_share < settings.min_ascii_letter_share:
-            return f"not English: {ascii_share:.0%} ASCII letters"
+            return Problem(Code.not_english_letters, f"not English: {ascii_share:.0%} ASCII letters")
     if len(words) >= MIN_WORDS_FOR_LANGUAGE:
-        stop_share = sum(map(STOPWORDS.__contains__, words)) / len(words)
+        stop_share = sum(w in STOPWORDS for w in words) / len(words)
         if stop_share < settings.min_stopword_share:
-            return f"not English: {stop_share:.0%} function words"
+            return Problem(Code.not_english_words, f"not English: {stop_share:.0%} function words")
     return None
 
 
@@ -97,25 +97,20 @@ def check_degeneracy(record: GenerationRecord, evidence: CheckInput) -> CheckRes
     settings = evidence.settings
     reasoning = answer.reasoning
     problems = []
-    limit = max_tokens(record.sampling)
-    grounded, word_cap = CAPPED_SCHEMA_VERSIONS, MAX_REASONING_WORDS
     if cut_at_max_tokens(record):
-        problems.append(f"truncated: used all {limit} tokens")
-    elif record.schema_version in grounded and len(reasoning.split()) >= word_cap:
-        problems.append(f"truncated: the reasoning has all {word_cap} words grounded decoding allows")
+        problems.append(Problem(Code.cut_at_max_tokens, f"truncated: used all {max_tokens(record.sampling)} tokens"))
+    elif record.schema_version in CAPPED_SCHEMA_VERSIONS and len(reasoning.split()) >= MAX_REASONING_WORDS:
+        detail = f"truncated: the reasoning has all {MAX_REASONING_WORDS} words grounded decoding allows"
+        problems.append(Problem(Code.cut_at_word_cap, detail))
     elif reasoning.rstrip()[-1:] not in CLOSING:
-        problems.append(f"truncated: reasoning ends mid-sentence ({clip(reasoning[-30:], 30)!r})")
+        detail = f"truncated: reasoning ends mid-sentence ({clip(reasoning[-30:], 30)!r})"
+        problems.append(Problem(Code.ends_mid_sentence, detail))
     words = plain_words(reasoning)
-    # The set of its words (the one label and leakage already cached, when nothing is quoted).
-    distinct = own_words(reasoning) if unquoted(reasoning) is reasoning else frozenset(words)
-    repeated = len(words) - len(distinct)  # how many words repeat an earlier word
-    for problem in (_loop(words, settings, repeated), _language(reasoning, words, settings)):
+    for problem in (_loop(words, settings), _language(reasoning, words, settings)):
         if problem:
             problems.append(problem)
     # The evidence texts one per line (no refusal phrase spans a line), searched after the reasoning.
-    refusal = _refusal(reasoning) or _refusal(suggests_text(answer))
+    refusal = _REFUSAL.search(reasoning) or _REFUSAL.search(suggests_text(answer))
     if refusal:
-        problems.append(f"refusal: {refusal.group(0)!r}")
-    if problems:
-        return failed(NAME, "; ".join(problems))
-    return passed(NAME)
+        problems.append(Problem(Code.refusal, f"refusal: {refusal.group(0)!r}"))
+    return verdict_of(NAME, problems)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import zlib
 from array import array
 from collections.abc import Iterable, Sequence
+from enum import StrEnum
 from itertools import accumulate, chain, islice
 
 import numpy as np
@@ -40,8 +41,16 @@ from datasketch.minhash import _fmix
 
 from pipeline.checks.base import CheckSettings
 from pipeline.checks.text import plain_words
+from pipeline.verdict import CheckName
 
-NAME = "duplicate"
+NAME = CheckName.duplicate
+
+
+class Code(StrEnum):
+    framed = "framed"  # n/a: a framed reasoning is built from the utterance's own cues
+    near_copy = "near_copy"  # a near-copy of an earlier accepted rationale of another utterance
+
+
 SEED = 1  # datasketch's default permutation seed
 _WORD_CACHE_LIMIT = 1_000_000  # distinct words kept hashed; cleared between batches beyond this
 _SIGNATURE_ROWS = 128  # records permuted together: 64 perms x ~6k shingles x 4 bytes fit in L2

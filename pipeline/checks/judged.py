@@ -11,23 +11,37 @@ always judged. The judged score is recorded per row (``VerifiedRecord.judge_rele
 
 from __future__ import annotations
 
-from pipeline.checks.base import CheckInput, clip, failed, not_applicable, passed
-from pipeline.records import CheckResult, GenerationRecord
+from enum import StrEnum
 
-NAME = "judge"
+from pipeline.checks.base import CheckInput, clip, failed, not_applicable, passed
+from pipeline.records import GenerationRecord
+from pipeline.verdict import CheckName, CheckResult, CommonCode
+
+NAME = CheckName.judge
+
+
+class Code(StrEnum):
+    no_verdicts = "no_verdicts"  # n/a: the run has no judge verdicts
+    not_judged = "not_judged"  # no verdict for this record
+    judge_failed = "judge_failed"  # the judge's reply failed or did not parse
+    low_relevance = "low_relevance"  # judged below the pass mark
 
 
 def check_judge(record: GenerationRecord, evidence: CheckInput) -> CheckResult:
     if record.answer is None:
-        return not_applicable(NAME, "no answer")
+        return not_applicable(NAME, CommonCode.no_answer, "no answer")
     if evidence.judged is None:
-        return not_applicable(NAME, "no judge verdicts")
+        return not_applicable(NAME, Code.no_verdicts, "no judge verdicts")
     verdict = evidence.judged.get(record.id)
     if verdict is None:
-        return failed(NAME, "not judged (no verdict for this record)")
+        return failed(NAME, Code.not_judged, "not judged (no verdict for this record)")
     if verdict.relevance is None:
-        return failed(NAME, f"judge failed: {clip(verdict.error or 'no verdict', 120)}")
+        return failed(NAME, Code.judge_failed, f"judge failed: {clip(verdict.error or 'no verdict', 120)}")
     need = evidence.settings.min_judged_relevance
     if verdict.relevance < need:
-        return failed(NAME, f"judged relevance {verdict.relevance}/2 (needs {need}): {clip(verdict.explanation, 120)}")
+        return failed(
+            NAME,
+            Code.low_relevance,
+            f"judged relevance {verdict.relevance}/2 (needs {need}): {clip(verdict.explanation, 120)}",
+        )
     return passed(NAME)

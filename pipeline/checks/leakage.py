@@ -11,13 +11,21 @@ scanned, case-insensitively.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from enum import StrEnum
+from functools import cache
 
-from pipeline.checks.base import CheckInput, clip, failed, passed
-from pipeline.checks.text import clauses, own_words, split_words, stripped_words, suggests_text
-from pipeline.records import CheckResult, GenerationRecord
+from pipeline.checks.base import CheckInput, Problem, clip, passed, verdict_of
+from pipeline.checks.text import clauses, stripped_words, suggests_text
+from pipeline.records import GenerationRecord
+from pipeline.verdict import CheckName, CheckResult
 
-NAME = "leakage"
+NAME = CheckName.leakage
+
+
+class Code(StrEnum):
+    mentions_annotation = "mentions_annotation"  # "the label is", "annotated as", "we are told"
+    quoted_label = "quoted_label"  # the gold label's name in quotes, not from the transcript
+
 
 _ANNOTATION_PHRASES = (
     r"(?:the|this|its|a|their)\s+(?:gold|given|provided|assigned|annotated|target|true|correct|reference|expected)"
@@ -39,39 +47,30 @@ _ANCHORS = frozenset(_ANCHORS_WORDS.split())
 
 
 def _leak(text: str) -> str | None:
-    if _ANCHORS.isdisjoint(own_words(text)):
-        return None
     for clause in clauses(text):
-        # split_words holds every stripped word (and a few more): a C-speed filter before the exact test
-        if not _ANCHORS.isdisjoint(split_words(clause)) and not _ANCHORS.isdisjoint(stripped_words(clause)):
+        if not _ANCHORS.isdisjoint(stripped_words(clause)):
             match = _LEAK.search(clause)
             if match:
                 return match.group(0).strip()
     return None
 
 
-_OPENING_QUOTES = ('"', "'", "“", "‘")  # the opening class of _quoted_label's pattern
-
-
-@lru_cache(maxsize=1024)
+@cache  # a corpus has a few label names
 def _quoted_label(names: tuple[str, ...]) -> re.Pattern[str]:
     alternatives = "|".join(re.escape(n) for n in names)
     return re.compile(rf"[\"'“‘]\s*({alternatives})\s*[\"'”’]", re.IGNORECASE)
 
 
-def _quoted_labels(record: GenerationRecord, evidence: CheckInput, joined: str) -> list[str]:
+def _quoted_labels(record: GenerationRecord, evidence: CheckInput, joined: str) -> list[Problem]:
     """The gold label's name (or the dataset's raw label) in quotes, when the transcript does not say it."""
     utterance = evidence.utterance
     names = {record.emotion.value}
     if utterance is not None:
         names.add(utterance.raw_label.lower())
-    lowered = joined.lower()
-    if not any([name in lowered for name in names]):  # nearly always: then no regex and no transcript
-        return []
     pattern = _quoted_label(tuple(sorted(names)))
     transcript = evidence.transcript
     return [
-        f"names the label in quotes: {match.group(0)!r}"
+        Problem(Code.quoted_label, f"names the label in quotes: {match.group(0)!r}")
         for match in pattern.finditer(joined)
         if transcript is None or f" {match.group(1).lower()} " not in transcript.padded
     ]
@@ -88,10 +87,6 @@ def check_leakage(record: GenerationRecord, evidence: CheckInput) -> CheckResult
     for text in (answer.reasoning, joined):
         leaked = _leak(text)
         if leaked:
-            problems.append(f"mentions the annotation: {clip(leaked)!r}")
-    reasoning = answer.reasoning
-    if any([quote in reasoning or quote in joined for quote in _OPENING_QUOTES]):  # most texts have none
-        problems += _quoted_labels(record, evidence, f"{reasoning}\n{joined}")
-    if problems:
-        return failed(NAME, "; ".join(dict.fromkeys(problems)))
-    return passed(NAME)
+            problems.append(Problem(Code.mentions_annotation, f"mentions the annotation: {clip(leaked)!r}"))
+    problems += _quoted_labels(record, evidence, f"{answer.reasoning}\n{joined}")
+    return verdict_of(NAME, problems, unique=True)

@@ -40,21 +40,44 @@ The same markers are searched in each evidence item's ``suggests``.
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from functools import lru_cache
 
-# The module, not its names: pipeline.relevance imports pipeline.checks.text, whose package imports this.
 from pipeline.checks.acoustic_claims import find_claims
-from pipeline.checks.base import CheckInput, clip, failed, not_applicable, passed
+from pipeline.checks.base import CheckInput, Problem, clip, not_applicable, verdict_of
 from pipeline.checks.label import asserted_emotions, gold_emotion
 from pipeline.checks.text import normalise, plain_words, stripped_words, unquoted
 from pipeline.grounded import EMOTION_NOUNS, FRAMED_SCHEMA_VERSION
 from pipeline.labels import SYNONYMS
 from pipeline.rationale import EvidenceKind
-from pipeline.records import CheckResult, Gender, GenerationRecord
+from pipeline.records import Gender, GenerationRecord
+from pipeline.relevance import Stance
 from pipeline.stopwords import STOPWORDS
+from pipeline.verdict import CheckName, CheckResult, CommonCode
 
-NAME = "reasoning"
-_ACOUSTIC = EvidenceKind.acoustic
+NAME = CheckName.reasoning
+
+
+class Code(StrEnum):
+    names_no_evidence = "names_no_evidence"  # cites acoustic evidence but names none of it
+    no_emotion = "no_emotion"  # does not name the emotion it concludes
+    no_link = "no_link"  # nothing links the evidence to the emotion
+    hedges = "hedges"  # "I'm not sure", "hard to explain"
+    meta = "meta"  # "this report", "the prompt"
+    first_person = "first_person"  # the teacher's own voice
+    scene = "scene"  # a scene, story or listener the recording does not hold
+    dialogue = "dialogue"  # a dialogue for an utterance without earlier turns
+    gender = "gender"  # a gender the speaker does not have
+    leans_on_words = "leans_on_words"  # the words of a sentence spoken with several emotions
+    numbers = "numbers"  # numbers the recording does not say
+    garbled = "garbled"  # words run together or broken
+    repeats = "repeats"  # a word or cue said twice in a row
+    addresses_reader = "addresses_reader"  # "you"
+    takes_back = "takes_back"  # negates its own conclusion
+    hedges_after = "hedges_after"  # a contrast after the conclusion that names nothing
+    framed_tail = "framed_tail"  # free words after a framed conclusion, not about the voice
+    mid_thought = "mid_thought"  # ends on a function word
+
 
 # Words of a cue phrase that name no measure by themselves ("than this speaker's usual").
 _GENERIC_WORDS = "usual speaker's speaker voice than more less much very well over utterance typical speaking"
@@ -104,23 +127,23 @@ def _garbled_word(word: str) -> bool:
     return bool(head and tail) and tail.lower() not in _CONTRACTION_ENDS
 
 
-def _garbled(reasoning: str, own: frozenset[str], allowed: frozenset[str], gold, cues) -> list[str]:
+def _garbled(reasoning: str, own: frozenset[str], allowed: frozenset[str], gold, cues) -> list[Problem]:
     text = unquoted(reasoning)
     found = []
     numbers = sorted({w for w in own if _DIGITS.search(w)} - allowed)
     if numbers:
-        found.append(f"invents numbers ({', '.join(numbers[:4])})")
+        found.append(Problem(Code.numbers, f"invents numbers ({', '.join(numbers[:4])})"))
     broken = [w for w in text.split() if _garbled_word(w)]
     if broken:
-        found.append(f"garbled words ({', '.join(clip(w, 24) for w in broken[:3])})")
+        found.append(Problem(Code.garbled, f"garbled words ({', '.join(clip(w, 24) for w in broken[:3])})"))
     words = stripped_words(text.lower())
     repeated = sorted({a for a, b in zip(words, words[1:], strict=False) if a == b})
     lowered = normalise(text)
     repeated += [c.phrase for c in cues if lowered.count(normalise(c.phrase)) >= 2]
     if repeated:
-        found.append(f"repeats itself ({', '.join(clip(r, 30) for r in repeated[:2])})")
+        found.append(Problem(Code.repeats, f"repeats itself ({', '.join(clip(r, 30) for r in repeated[:2])})"))
     if words := sorted((own & _SECOND_PERSON) - allowed):
-        found.append(f"addresses the reader ({', '.join(words)})")
+        found.append(Problem(Code.addresses_reader, f"addresses the reader ({', '.join(words)})"))
     emotions = [SYNONYMS.get(w) for w in words_of(text)]
     first = next((i for i, e in enumerate(emotions) if e is gold), None)
     if first is not None:
@@ -129,7 +152,8 @@ def _garbled(reasoning: str, own: frozenset[str], allowed: frozenset[str], gold,
             if tokens[i] in _NEGATORS or tokens[i].endswith("n't"):
                 after = emotions[i + 1 : i + 1 + EMOTION_AFTER_NEGATION]
                 if not any(e is not None and e is not gold for e in after):
-                    found.append(f"takes its conclusion back ({clip(' '.join(tokens[i - 2 : i + 4]), 40)!r})")
+                    said = clip(" ".join(tokens[i - 2 : i + 4]), 40)
+                    found.append(Problem(Code.takes_back, f"takes its conclusion back ({said!r})"))
                     break
         contrast = next((i for i in range(first + 1, len(tokens)) if tokens[i] in _CONTRASTS), None)
         if contrast is not None:
@@ -137,7 +161,8 @@ def _garbled(reasoning: str, own: frozenset[str], allowed: frozenset[str], gold,
             named = find_claims(clause) or any(e is not None for e in emotions[contrast + 1 :])
             named = named or any((_content(c.phrase) - _GENERIC_CUE_WORDS) & set(tokens[contrast + 1 :]) for c in cues)
             if not named:
-                found.append(f"hedges after its conclusion ({clip(' '.join(tokens[contrast:]), 40)!r})")
+                said = clip(" ".join(tokens[contrast:]), 40)
+                found.append(Problem(Code.hedges_after, f"hedges after its conclusion ({said!r})"))
     return found
 
 
@@ -154,7 +179,7 @@ def _mentions(record: GenerationRecord, evidence: CheckInput, own: frozenset[str
     """Whether the reasoning names at least one of the evidence items it cites (asked only of acoustic
     evidence), or a measured cue of this utterance that the relevance table says supports the label."""
     profile = evidence.profile
-    if all(item.kind != _ACOUSTIC for item in record.answer.evidence):
+    if all(item.kind != EvidenceKind.acoustic for item in record.answer.evidence):
         return True
     if profile is not None and evidence.relevance is not None:
         gold = gold_emotion(record, evidence.protocol)
@@ -163,11 +188,11 @@ def _mentions(record: GenerationRecord, evidence: CheckInput, own: frozenset[str
         for cue in profile.cues:
             if (
                 cue.measure in named
-                and evidence.relevance.stance(gold, cue.measure, cue.level.direction)[0].value == "supports"
+                and evidence.relevance.stance(gold, cue.measure, cue.level.direction)[0] is Stance.supports
             ):
                 return True
     for item in record.answer.evidence:
-        if item.kind == _ACOUSTIC:
+        if item.kind == EvidenceKind.acoustic:
             named = {c.measure for c in find_claims(item.cue)}
             if profile is not None:
                 said = f" {normalise(item.cue)} "
@@ -179,23 +204,24 @@ def _mentions(record: GenerationRecord, evidence: CheckInput, own: frozenset[str
     return False
 
 
-def _invented(text: str, own: frozenset[str], evidence: CheckInput, allowed: frozenset[str]) -> list[str]:
+def _invented(text: str, own: frozenset[str], evidence: CheckInput, allowed: frozenset[str]) -> list[Problem]:
     lowered = unquoted(text).lower()
     found = []
     if m := _HEDGE.search(lowered):
-        found.append(f"hedges ({m.group(0)!r})")
+        found.append(Problem(Code.hedges, f"hedges ({m.group(0)!r})"))
     if m := _META.search(lowered):
-        found.append(f"refers to {m.group(0)!r}")
+        found.append(Problem(Code.meta, f"refers to {m.group(0)!r}"))
     if words := sorted((own & _FIRST_PERSON) - allowed):
-        found.append(f"speaks as itself ({', '.join(words)})")
+        found.append(Problem(Code.first_person, f"speaks as itself ({', '.join(words)})"))
     if words := sorted((own & _SCENE) - allowed):
-        found.append(f"invents a scene or listener ({', '.join(words)})")
+        found.append(Problem(Code.scene, f"invents a scene or listener ({', '.join(words)})"))
     utterance = evidence.utterance
     if utterance is not None and not utterance.context and (m := _DIALOGUE.search(lowered)):
-        found.append(f"invents a dialogue ({m.group(0)!r}); the utterance has no earlier turns")
+        found.append(Problem(Code.dialogue, f"invents a dialogue ({m.group(0)!r}); the utterance has no earlier turns"))
     other_gender = _GENDER_WORDS.get(utterance.gender) if utterance is not None else None
     if other_gender and (words := sorted((own & other_gender) - allowed)):
-        found.append(f"gives a {utterance.gender.value} speaker another gender ({', '.join(words)})")
+        detail = f"gives a {utterance.gender.value} speaker another gender ({', '.join(words)})"
+        found.append(Problem(Code.gender, detail))
     return found
 
 
@@ -221,40 +247,43 @@ def _framed_tail(record: GenerationRecord, cues) -> str | None:
 def check_reasoning(record: GenerationRecord, evidence: CheckInput) -> CheckResult:
     answer = record.answer
     if answer is None:
-        return not_applicable(NAME, "no answer")
+        return not_applicable(NAME, CommonCode.no_answer, "no answer")
     utterance = evidence.utterance
     reasoning = answer.reasoning
     own = frozenset(plain_words(unquoted(reasoning)))
     # Words the recording itself says may be repeated: the transcript's and the earlier turns'.
     said = " ".join([utterance.transcript or "", *(t.text for t in utterance.context)]) if utterance else ""
     allowed = frozenset(plain_words(said))
-    problems = []
+    problems: list[Problem] = []
     measures = {c.measure for c in find_claims(reasoning)}
     gold = gold_emotion(record, evidence.protocol)
     if not _mentions(record, evidence, own, measures):
-        problems.append("names none of the evidence it cites")
+        problems.append(Problem(Code.names_no_evidence, "names none of the evidence it cites"))
     if gold not in asserted_emotions(reasoning, evidence.protocol, gold):
-        problems.append(f"does not name the emotion it concludes ({gold.value})")
+        problems.append(Problem(Code.no_emotion, f"does not name the emotion it concludes ({gold.value})"))
     if not _LINKS.search(unquoted(reasoning).lower()):
-        problems.append("links no evidence to the emotion (no 'suggests', 'because', 'which', ...)")
+        problems.append(
+            Problem(Code.no_link, "links no evidence to the emotion (no 'suggests', 'because', 'which', ...)")
+        )
     problems += _invented(reasoning, own, evidence, allowed)
     for item in answer.evidence:
-        problems += [f"suggests {p}" for p in _invented(item.suggests, frozenset(plain_words(item.suggests)),
-                                                          evidence, allowed)]  # fmt: skip
+        own_suggests = frozenset(plain_words(item.suggests))
+        problems += [
+            Problem(p.code, f"suggests {p.text}") for p in _invented(item.suggests, own_suggests, evidence, allowed)
+        ]
     table = evidence.relevance
     sentence = table.sentence(utterance.transcript) if table is not None and utterance is not None else None
     if sentence is not None and (words := sorted(own & _content(utterance.transcript))):
-        problems.append(
-            f"leans on the words {', '.join(words)} of a sentence this corpus speaks with "
-            f"{len(sentence.emotions)} emotions"
-        )
+        detail = f"leans on the words {', '.join(words)} of a sentence this corpus speaks with {len(sentence.emotions)} emotions"
+        problems.append(Problem(Code.leans_on_words, detail))
     cues = evidence.profile.cues if evidence.profile is not None else []
     problems += _garbled(reasoning, own, allowed, gold, cues)
     if record.schema_version == FRAMED_SCHEMA_VERSION and (tail := _framed_tail(record, cues)):
-        problems.append(f"adds words after its conclusion that are not about the voice ({clip(tail, 40)!r})")
+        detail = f"adds words after its conclusion that are not about the voice ({clip(tail, 40)!r})"
+        problems.append(Problem(Code.framed_tail, detail))
     last = plain_words(reasoning)[-1:] if reasoning else ()
     if last and last[0] in _DANGLING:
-        problems.append(f"stops mid-thought (ends on {last[0]!r}: {clip(reasoning[-40:], 40)!r})")
-    if problems:
-        return failed(NAME, "; ".join(dict.fromkeys(problems)))
-    return passed(NAME)
+        problems.append(
+            Problem(Code.mid_thought, f"stops mid-thought (ends on {last[0]!r}: {clip(reasoning[-40:], 40)!r})")
+        )
+    return verdict_of(NAME, problems, unique=True)

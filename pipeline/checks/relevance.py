@@ -20,22 +20,26 @@ Reasons name the cue, its z and the emotion's typical deviation. Not applicable 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from enum import StrEnum
 
-# The module, not its names: pipeline.relevance imports pipeline.checks.text, whose package imports this.
-from pipeline import relevance as _relevance
 from pipeline.checks.acoustic_claims import find_claims
-from pipeline.checks.base import CheckInput, clip, failed, not_applicable, passed
+from pipeline.checks.base import CheckInput, Problem, clip, not_applicable, verdict_of
 from pipeline.checks.label import gold_emotion
 from pipeline.checks.text import normalise
 from pipeline.rationale import Evidence, EvidenceKind
-from pipeline.records import AcousticCue, CheckResult, GenerationRecord, Measure
+from pipeline.records import AcousticCue, GenerationRecord, Measure
+from pipeline.relevance import CueDirection, RelevanceTable, Stance
+from pipeline.verdict import CheckName, CheckResult, CommonCode
 
-if TYPE_CHECKING:
-    from pipeline.relevance import CueDirection, RelevanceTable
+NAME = CheckName.relevance
 
-NAME = "relevance"
-_ACOUSTIC, _LEXICAL = EvidenceKind.acoustic, EvidenceKind.lexical
+
+class Code(StrEnum):
+    no_table = "no_table"  # n/a: the run has no relevance table
+    nothing_judgeable = "nothing_judgeable"  # n/a: no evidence item the table can judge
+    contradicting_cue = "contradicting_cue"  # an acoustic cue points away from the emotion
+    multi_emotion_sentence = "multi_emotion_sentence"  # a quote of a sentence the corpus speaks with several emotions
+    no_support = "no_support"  # no evidence item supports the emotion
 
 
 def _cue_named(cue: str, cues: list[AcousticCue]) -> AcousticCue | None:
@@ -43,7 +47,7 @@ def _cue_named(cue: str, cues: list[AcousticCue]) -> AcousticCue | None:
     return next((c for c in cues if (phrase := normalise(c.phrase)) and f" {phrase} " in said), None)
 
 
-def _acoustic(item: Evidence, evidence: CheckInput, table: RelevanceTable, gold) -> list[tuple[_relevance.Stance, str]]:
+def _acoustic(item: Evidence, evidence: CheckInput, table: RelevanceTable, gold) -> list[tuple[Stance, str]]:
     """(stance, description) of each measure the item names."""
     profile = evidence.profile
     if profile is None:
@@ -68,13 +72,13 @@ def _acoustic(item: Evidence, evidence: CheckInput, table: RelevanceTable, gold)
     return out
 
 
-def _typical(stance: _relevance.Stance, cell: CueDirection | None, gold) -> str:
+def _typical(stance: Stance, cell: CueDirection | None, gold) -> str:
     if cell is None or cell.direction is None:
         return f"cannot be judged for {gold.value}: too few utterances (n={cell.n if cell else 0})"
     verb = {
-        _relevance.Stance.supports: "supports",
-        _relevance.Stance.contradicts: "contradicts",
-        _relevance.Stance.neutral: "does not bear on",
+        Stance.supports: "supports",
+        Stance.contradicts: "contradicts",
+        Stance.neutral: "does not bear on",
     }[stance]
     if cell.disputed:
         return f"does not bear on {gold.value}: this corpus's direction contradicts the literature ({cell.describe()})"
@@ -85,38 +89,37 @@ def _typical(stance: _relevance.Stance, cell: CueDirection | None, gold) -> str:
 def check_relevance(record: GenerationRecord, evidence: CheckInput) -> CheckResult:
     answer = record.answer
     if answer is None:
-        return not_applicable(NAME, "no answer")
+        return not_applicable(NAME, CommonCode.no_answer, "no answer")
     table = evidence.relevance
     if table is None:
-        return not_applicable(NAME, "no relevance table")
+        return not_applicable(NAME, Code.no_table, "no relevance table")
     gold = gold_emotion(record, evidence.protocol)
-    problems: list[str] = []
+    problems: list[Problem] = []
     supported, judged = False, False
     sentence = table.sentence(evidence.utterance.transcript if evidence.utterance is not None else None)
     neutral: list[str] = []
     for item in answer.evidence:
-        if item.kind == _ACOUSTIC:
+        if item.kind == EvidenceKind.acoustic:
             for stance, text in _acoustic(item, evidence, table, gold):
-                judged |= stance is not _relevance.Stance.unknown
-                if stance is _relevance.Stance.contradicts:
-                    problems.append(f"acoustic cue {text}")
-                elif stance is _relevance.Stance.supports:
+                judged |= stance is not Stance.unknown
+                if stance is Stance.contradicts:
+                    problems.append(Problem(Code.contradicting_cue, f"acoustic cue {text}"))
+                elif stance is Stance.supports:
                     supported = True
-                elif stance is _relevance.Stance.neutral:
+                elif stance is Stance.neutral:
                     neutral.append(text)
-        elif item.kind == _LEXICAL and sentence is not None:
+        elif item.kind == EvidenceKind.lexical and sentence is not None:
             judged = True
-            problems.append(
+            detail = (
                 f"quotes {clip(item.cue)!r} of a sentence this corpus speaks with {len(sentence.emotions)} emotions "
                 f"({sentence.utterances} utterances): its words do not bear on {gold.value}"
             )
+            problems.append(Problem(Code.multi_emotion_sentence, detail))
         else:
             judged = supported = True  # a plausible quote (see the module doc)
     if not judged:
-        return not_applicable(NAME, "no evidence the relevance table can judge")
+        return not_applicable(NAME, Code.nothing_judgeable, "no evidence the relevance table can judge")
     if not supported and not problems:
         detail = "; ".join(neutral) if neutral else "no acoustic evidence the table can judge"
-        problems.append(f"no evidence supports {gold.value}: {detail}")
-    if problems:
-        return failed(NAME, "; ".join(problems))
-    return passed(NAME)
+        problems.append(Problem(Code.no_support, f"no evidence supports {gold.value}: {detail}"))
+    return verdict_of(NAME, problems)

@@ -1,10 +1,7 @@
-"""Text normalisation shared by the grounding checks.
+"""Text shared by the checks: quotes matched against a transcript, words and clauses of free text.
 
-A quote is compared with the transcript after NFKC, case folding, curly quotes and apostrophes
-made straight, apostrophes dropped ("he's" == "hes", so "he’s" typed as "he's" matches) and
-every other non-word character turned into a space; then tokens are compared on word
-boundaries. What remains is word content: case, punctuation and whitespace never make a quote
-unfaithful.
+A quote is compared with the transcript as word content (:func:`pipeline.normalise.normalise`:
+case, punctuation and whitespace never make a quote unfaithful), on word boundaries.
 
 Fuzzy tolerance for a teacher's typos: when the exact match fails, the quote is aligned with
 windows of transcript tokens of the quote's length ±1, and passes if the character
@@ -19,19 +16,17 @@ from __future__ import annotations
 
 import re
 import string
-import unicodedata
 from collections.abc import Callable, Sequence
 from difflib import SequenceMatcher
 from functools import lru_cache
 from itertools import accumulate, compress, count, pairwise, repeat
 from typing import TYPE_CHECKING
 
+from pipeline.normalise import QUOTE_CHARS, normalise
+
 if TYPE_CHECKING:
     from pipeline.rationale import RationaleAnswer
 
-_QUOTE_CHARS = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "`": "'", "“": '"', "”": '"', "„": '"', "«": '"', "»": '"'})
-_APOSTROPHE = re.compile(r"(?<=\w)'(?=\w)")
-_NON_WORD = re.compile(r"[^\w]+")
 # A quote may elide part of the turn: "I bit him ... on the touchy" is two quotes.
 _ELLIPSIS = re.compile(r"\.\s*\.\s*\.|…|\[\.\.\.\]")
 # Spans between double quotes: quoted transcript words are not the rationale's own claims.
@@ -51,23 +46,6 @@ MIN_CONTENT_WORD_CHARS = 4  # words this long count towards that share; shorter 
 def _ascii_table(keep: Callable[[str], bool]) -> bytes:
     """A bytes.translate table: ASCII letters lowercased, characters ``keep`` rejects made spaces."""
     return bytes(ord(c.lower()) if keep(c) else ord(" ") for c in map(chr, range(128))) + bytes(range(128, 256))
-
-
-# ASCII text (nearly every rationale) is lowercased and stripped in one bytes.translate: 5x faster
-# than str.lower + a regex substitution (or str.translate with a dict) on this VM.
-_ASCII_WORD_CONTENT = _ascii_table(str.isalnum)  # what normalise() keeps of ASCII: [a-z0-9]
-
-
-def normalise(text: str) -> str:
-    """Word content only: 'He’s LOST it!!' -> 'hes lost it'."""
-    if text.isascii():  # no compatibility forms or curly quotes; \w is [A-Za-z0-9_] and "_" is a space
-        if "'" in text:
-            text = _APOSTROPHE.sub("", text)
-        return " ".join(text.encode().translate(_ASCII_WORD_CONTENT).decode().split())
-    text = unicodedata.normalize("NFKC", text).translate(_QUOTE_CHARS).casefold()
-    if "'" in text:
-        text = _APOSTROPHE.sub("", text)
-    return " ".join(_NON_WORD.sub(" ", text).replace("_", " ").split())
 
 
 def quote_parts(quote: str) -> tuple[str, ...]:
@@ -180,8 +158,8 @@ def has_words(text: str) -> bool:
 def unquoted(text: str) -> str:
     """The text with double-quoted spans blanked: what the rationale says in its own words."""
     if text.isascii() and '"' not in text:
-        return text  # nothing quoted: the same object, so callers can tell
-    text = text.translate(_QUOTE_CHARS)
+        return text  # nothing quoted
+    text = text.translate(QUOTE_CHARS)
     return _QUOTED_SPAN.sub(" ", text) if '"' in text else text
 
 
@@ -235,8 +213,7 @@ def stripped_words(text: str) -> list[str]:
 @lru_cache(maxsize=TEXT_CACHE)
 def own_words(text: str) -> frozenset[str]:
     """The set of lowercased words a text uses in its own voice (quotes blanked): a cheap prefilter."""
-    own = unquoted(text)
-    return frozenset(plain_words(text) if own is text else plain_words(own))
+    return frozenset(plain_words(unquoted(text)))
 
 
 _PUNCTUATION_TO_SPACE = str.maketrans(dict.fromkeys(_PUNCTUATION, " "))

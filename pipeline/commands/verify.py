@@ -20,7 +20,7 @@ import logging
 import sys
 from pathlib import Path
 
-from pipeline.checks import CHECK_NAMES
+from pipeline.checks.registry import CHECK_NAMES
 from pipeline.config import load_config, write_resolved
 from pipeline.datasets import DATASETS, load_dataset
 from pipeline.labels import PROTOCOLS
