@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tracemalloc
+import zlib
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
@@ -24,7 +25,7 @@ OTHER = (
 def test_signatures_are_datasketch_minhashes_of_word_trigrams():
     index = DuplicateIndex()
     minhash = index.minhash(plain_words(TEMPLATE))
-    reference = MinHash(num_perm=index.num_perm, seed=SEED)
+    reference = MinHash(num_perm=index.num_perm, seed=SEED, hashfunc=zlib.crc32)
     words = plain_words(TEMPLATE)
     reference.update_batch([" ".join(words[i : i + 3]).encode() for i in range(len(words) - 2)])
     assert minhash is not None and np.array_equal(reference.hashvalues, minhash.hashvalues)
@@ -146,11 +147,17 @@ def test_verdicts_whatever_the_batch_size_and_near_the_exhaustive_reference():
             got += index.check_batch(texts[lo:hi], ids[lo:hi], utterances[lo:hi], eligible[lo:hi])
         results.append(got)
     assert all(r == results[0] for r in results)  # batching never changes a verdict
-    # LSH finds a pair above the threshold with high probability, not always: the verdicts that
-    # differ from comparing with every earlier record are a few misses, never false copies.
+    # LSH finds a pair above the threshold with high probability, not always (and a missed copy is
+    # indexed, so later records may name it): a few verdicts differ from comparing with every
+    # earlier record; every copy named is a real match of an earlier record of another utterance.
     got = results[0]
+    sigs = [DuplicateIndex().minhash(plain_words(t)) for t in texts]
+    position = {record_id: i for i, record_id in enumerate(ids)}
+    for i, copied in enumerate(got):
+        if copied is not None:
+            j = position[copied]
+            assert j < i and eligible[j] and utterances[j] != utterances[i] and sigs[i].jaccard(sigs[j]) >= 0.7
     missed = [i for i in range(len(texts)) if got[i] != reference[i]]
-    assert all(got[i] is None or reference[i] is not None for i in missed)
     assert len(missed) < 0.05 * copies
 
 
@@ -160,8 +167,8 @@ CHAIN_A = (
     "w205 w265 w392 w331 w183 w114 w245 w184 w127 w113 w195 w72 w111 w341 w376 w271 w21 w214 w159 w331 w166 "
     "w98 w333 w269 w70 w379 w95 w323 w140 w280 w163 w343 w202 w134 w194 w143"
 )
-CHAIN_B = CHAIN_A.replace("w341", "w799").replace("w245", "w843").replace("w343", "w402")
-CHAIN_C = CHAIN_B.replace("w265", "w856")
+CHAIN_B = CHAIN_A.replace("w127", "w907").replace("w183", "w860").replace("w21 ", "w883 ")
+CHAIN_C = CHAIN_B.replace("w184", "w788")
 
 
 def test_a_copy_is_found_behind_another_candidate_in_any_batching():
