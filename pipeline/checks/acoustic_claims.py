@@ -11,7 +11,7 @@ once and the earlier entry wins ("pitch range" before "pitch"). A claim within
 
 Direction of ``voice_quality``: the profile measures it as the harmonics-to-noise ratio
 (pipeline.acoustic.normalise), so +1 is a clearer, more periodic voice and a shaky, breathy,
-hoarse or strained voice is -1 (``VOICE_QUALITY_IRREGULAR``).
+hoarse or strained voice is -1 ("down" in the lexicon file).
 
 Words are only read as claims with a voice noun nearby ("fast speech", "speaks quickly", not
 "quickly became angry"), except a few that are about the voice by themselves ("loud",
@@ -25,6 +25,7 @@ a hyphenated or apostrophised word is also tried as its first part ("loud-mouthe
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -32,7 +33,6 @@ from pipeline.checks.acoustic_lexicon import load
 from pipeline.checks.text import TEXT_CACHE, ClauseWords, clauses, negated, own_words, split_words
 from pipeline.records import Measure
 
-VOICE_QUALITY_IRREGULAR = -1  # z(voice_quality) is HNR: a shaky/breathy/hoarse voice has it low
 NEGATION_WINDOW = 3
 
 LEXICON = load()
@@ -87,7 +87,7 @@ def _entries_at(word: str) -> tuple[int, ...]:
     return found
 
 
-def _has_start_word(words) -> bool:
+def _has_start_word(words: Iterable[str]) -> bool:
     """Whether any of ``words`` is, or begins (before a hyphen or apostrophe) with, a start word."""
     if not START_WORDS.isdisjoint(words):
         return True
