@@ -45,8 +45,14 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# `make bench verify profile`: the words after `bench` are benchmark names, not make targets.
+ifeq (bench,$(firstword $(MAKECMDGOALS)))
+BENCH_NAMES := $(wordlist 2,$(words $(MAKECMDGOALS)),$(MAKECMDGOALS))
+$(eval $(BENCH_NAMES):;@:)
+endif
+
 bench: setup
-	$(BIN)/emoreason bench $(ARGS)
+	$(BIN)/emoreason bench $(BENCH_NAMES) $(ARGS)
 
 train: setup
 	$(BIN)/torchrun --standalone --nproc_per_node=$(GPUS) -m model.commands.train --config $(CONFIG) $(ARGS)

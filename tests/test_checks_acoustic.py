@@ -10,8 +10,10 @@ from factories_generation import check_input, generation, profile, utterance
 
 from pipeline.acoustic.cues import PHRASES
 from pipeline.checks.acoustic import check_acoustic
-from pipeline.checks.acoustic_claims import _CLAIMS, _CLAIMS_AT, LEXICON, find_claims
+from pipeline.checks.acoustic_claims import LEXICON, START_WORDS, _entries_at, find_claims
+from pipeline.checks.acoustic_lexicon import LexiconError, parse
 from pipeline.checks.base import CheckSettings
+from pipeline.checks.text import ClauseWords, clauses
 from pipeline.records import Measure
 
 # RAVDESS statement 01, actor 01, angry, strong intensity: loud, high and fast for this actor.
@@ -157,19 +159,76 @@ def test_cue_phrase_from_the_prompt_passes_and_no_claims_is_not_applicable():
     assert check_acoustic(plain, check_input(utt, prof)).applicable is False
 
 
-def test_first_character_dispatch_matches_what_the_whole_lexicon_matches():
-    # The claim regex is tried only with the lexicon entries that can start with the character at
-    # the position (pipeline.checks.first_char): at every position of lexicon-made and other
-    # phrases it must return the same entry and span as the whole alternation.
-    vocabulary = {w for pattern, _, _ in LEXICON for w in re.findall(r"[a-z0-9]+(?:[- ][a-z]+)?", pattern)}
-    vocabulary |= {"not", "very", "the", "a", "and", "is", "was", "-", "'", "high-pitched", "so", "rather", "x"}
+def test_every_lexicon_entry_is_reachable_through_the_prefilter():
+    # Each entry's examples must come out of find_claims (prefilter and start-word index included)
+    # as one claim of the entry's measure and direction whose phrase the entry matches whole.
+    assert len(LEXICON.entries) > 40
+    for entry in LEXICON.entries:
+        for example in entry.examples:
+            claims = find_claims(example)
+            assert len(claims) == 1, (entry.line, example, claims)
+            (claim,) = claims
+            assert (claim.measure, claim.direction, claim.negated) == (entry.measure, entry.direction, False), example
+            assert entry.regex.fullmatch(claim.phrase), (entry.line, example, claim.phrase)
+
+
+def test_phrases_no_hand_kept_anchor_list_could_reach_are_claims():
+    # The old anchor list lacked "flow" and "affect": these phrases could never match.
+    for text, expected in [
+        ("a continuous flow", ("pauses", -1)),
+        ("fluent flow of words", ("pauses", -1)),
+        ("flat affect", ("pitch_range", -1)),
+        ("her shaky voice's pitch", ("voice_quality", -1)),
+        ("she speaks haltingly", ("pauses", 1)),
+    ]:
+        assert [(c.measure.value, c.direction) for c in find_claims(text)] == [expected], text
+
+
+def test_start_words_cover_every_match_from_a_word_start():
+    # Soundness of the derived prefilter: wherever an entry matches from the start of a clause word
+    # and covers that word (or its part before a hyphen or apostrophe), the start-word index lists
+    # the entry for that word. Random texts from the lexicon's own words and a few others.
+    vocabulary = {w for entry in LEXICON.entries for w in re.findall(r"[a-z0-9]+(?:[- '][a-z]+)?", entry.pattern)}
+    vocabulary |= {"not", "very", "the", "a", "and", "is", "was", "-", "'", "so", "x", "voice's", "loud-mouthed"}
     rng = random.Random(0)
     words = sorted(vocabulary)
-    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 10))) for _ in range(6_000)]
-    texts += ["she speaks quickly and loudly.", "a high-pitched, shaky voice", "1st pitch", "", "?!"]
-    for text in texts:
-        for pos in range(len(text) + 1):
-            whole, dispatched = _CLAIMS.match(text, pos), _CLAIMS_AT.match(text, pos)
-            assert (whole and (whole.lastgroup, whole.span())) == (
-                dispatched and (dispatched.lastgroup, dispatched.span())
-            ), (text, pos)
+    checked = 0
+    for _ in range(3_000):
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(1, 8)))
+        for clause in clauses(text):
+            cw = ClauseWords(clause)
+            for i, word in enumerate(cw.words):
+                offset = cw.offset(i)
+                head = re.match(r"[\w]+", word)
+                for index, entry in enumerate(LEXICON.entries):
+                    m = entry.regex.match(clause, offset)
+                    if m is None:
+                        continue
+                    covers = m.end() >= offset + len(word) or (head is not None and m.end() == offset + head.end())
+                    if covers:
+                        checked += 1
+                        assert index in _entries_at(word), (clause, word, entry.line)
+    assert checked > 1_000
+
+
+def test_start_words_are_derived_from_the_patterns():
+    assert {"flow", "affect"}.isdisjoint(START_WORDS)  # never a claim's first word
+    assert {"continuous", "flat", "loudly", "high-pitched", "high", "speaking", "drawn-out"} <= START_WORDS
+
+
+def test_a_malformed_lexicon_names_file_and_line():
+    header = "words: {w: [a, b]}\nclaims:\n"
+    entry = "  - measure: loudness\n    direction: up\n    pattern: '{pattern}'\n    examples: [x]\n"
+    ok = entry.format(pattern="loud")
+    with pytest.raises(LexiconError, match=r"lex.yaml:7: start alternative 'loudl\?y' is not a literal word"):
+        parse(header + ok + entry.format(pattern="(?:loud|loudl?y)"), "lex.yaml")
+    with pytest.raises(LexiconError, match=r"lex.yaml:3: the pattern's first group must be flat"):
+        parse(header + entry.format(pattern="(?:loud(?:ly)?)"), "lex.yaml")
+    with pytest.raises(LexiconError, match=r"lex.yaml:3: the pattern must begin"):
+        parse(header + entry.format(pattern="\\w+ voice"), "lex.yaml")
+    with pytest.raises(LexiconError, match=r"lex.yaml:3: unknown measure 'volume'"):
+        parse(header + ok.replace("loudness", "volume"), "lex.yaml")
+    with pytest.raises(LexiconError, match=r"lex.yaml:3: unknown reference \{nope\}"):
+        parse(header + entry.format(pattern="loud\\s+{nope}"), "lex.yaml")
+    lexicon = parse(header + entry.format(pattern="{w} voice"), "lex.yaml")
+    assert lexicon.start_words == {"a", "b"}

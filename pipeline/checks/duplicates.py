@@ -1,43 +1,40 @@
-"""Duplicates: near-copies of an earlier rationale across the corpus (MinHash LSH).
+"""Duplicates: near-copies of an earlier rationale across the corpus (MinHash LSH, datasketch).
 
 A teacher that falls into a template ("The speaker's tone suggests…" for every utterance)
-teaches the student a template. Each reasoning becomes a set of word shingles
-(``settings.duplicate_shingle``-grams); its MinHash signature (datasketch's "affine32" scheme
-and permutations, computed for a whole batch at once in numpy, equal to
-``datasketch.MinHash.update_batch`` over the same shingle hashes) is banded with the (b, r)
-that datasketch's ``MinHashLSH`` chooses for the threshold, weighted towards recall (0.9: with
-64 permutations, b = 12 bands of r = 5 rows find a pair at Jaccard 0.7 with p = 0.89 and at 0.8
-with p = 0.99); the extra candidates cost one signature comparison each. The records indexed
-earlier with a band key equal to the record's are its candidates (the first ``MAX_BUCKET`` of
-each bucket, in corpus order, so a template-heavy corpus cannot make a bucket cost O(n) per
-record, and the batch size never changes what is compared); it is a duplicate of the first
-candidate whose estimated Jaccard similarity with it reaches ``settings.duplicate_threshold``
-(0.7: changing one word in thirty breaks three trigram shingles, J ≈ 0.82; two unrelated
-rationales share almost none). The first occurrence passes; later near-copies fail naming the
-record they copy.
+teaches the student a template. Each reasoning becomes the set of its word shingles
+(``settings.duplicate_shingle``-grams of :func:`~pipeline.checks.text.plain_words`, so
+punctuation never counts) and its ``datasketch.MinHash`` signature (``duplicate_num_perm``
+permutations, seed 1; each shingle hashed with ``zlib.crc32``: stable across processes, and a
+third faster than datasketch's default SHA-1 here). ``datasketch.MinHashLSH`` indexes the signatures with the (b, r) it chooses
+for the threshold, weighted towards recall (``duplicate_recall_weight`` 0.9: with 64
+permutations, b = 12 bands of r = 5 rows find a pair at Jaccard 0.7 with p = 0.89 and at 0.8
+with p = 0.99); the extra candidates cost one signature comparison each. A record is a duplicate
+of the earliest indexed candidate whose estimated Jaccard similarity with it (the share of equal
+signature values, as ``MinHash.jaccard``) reaches ``settings.duplicate_threshold`` (0.7:
+changing one word in thirty breaks three trigram shingles, J ≈ 0.82; two unrelated rationales
+share almost none). The first occurrence passes; later near-copies fail naming the record they
+copy. Records are looked up and indexed one at a time in corpus order, so how the corpus is cut
+into batches never changes a verdict.
 
 Only records that passed every other check are indexed (a copy of a rejected rationale is not
 a copy of anything in the corpus), and candidates of the same utterance are never duplicates of
-each other (best-of-n keeps one of them anyway).
+each other (best-of-n keeps one of them anyway). A reasoning shorter than one shingle has no
+signature: it is never a copy and never indexed.
 
-Memory: the index is the one thing in stage two that grows with the corpus, so it is compact
-(datasketch's ``MinHashLSH`` holds ~1.5 KB per key and inserts at ~130 µs on this VM): per
-indexed record a 16-bit truncated signature (collisions of unequal values at 2^-16 do not move
-the estimate), b 64-bit band keys with 32-bit ordinals in sorted runs merged like an LSM tree,
-a 64-bit utterance hash and the record id (UTF-8, in one buffer): ~330 bytes.
+Memory: the index is the one thing in stage two that grows with the corpus: per indexed record
+about ``LSH_BYTES_PER_KEY`` in ``MinHashLSH``'s band tables (Python dicts of sets), its signature
+(4 bytes per permutation), its record id and utterance id.
 """
 
 from __future__ import annotations
 
+import sys
 import zlib
-from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from enum import StrEnum
-from itertools import accumulate, chain, islice
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
-from datasketch.minhash import _fmix
 
 from pipeline.checks.base import CheckSettings
 from pipeline.checks.text import plain_words
@@ -52,43 +49,9 @@ class Code(StrEnum):
 
 
 SEED = 1  # datasketch's default permutation seed
-_WORD_CACHE_LIMIT = 1_000_000  # distinct words kept hashed; cleared between batches beyond this
-_SIGNATURE_ROWS = 128  # records permuted together: 64 perms x ~6k shingles x 4 bytes fit in L2
-_CHUNK = 4096  # signatures and utterance hashes are stored in chunks of this many records
-# Records compared per band bucket: its first ones. A template-heavy corpus can fill a bucket with
-# records that are similar but not copies; comparing all of them would cost O(n) per record.
-MAX_BUCKET = 16
-
-
-def _stable_hash64(text: str) -> int:
-    # Python's hash() of a str changes with PYTHONHASHSEED; verdicts must not.
-    data = text.encode()
-    return (zlib.crc32(data) << 32) | zlib.adler32(data)
-
-
-def _sorted_run(keys: list[np.ndarray], ordinals: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenate (b, n_i) key and ordinal arrays, each band sorted by key.
-
-    Band by band, so a merge needs scratch space for one band, not for all of them. The sort is
-    stable: equal keys keep the earlier ordinal first.
-    """
-    bands, total = keys[0].shape[0], sum(k.shape[1] for k in keys)
-    out_keys = np.empty((bands, total), dtype=np.uint64)
-    out_ordinals = np.empty((bands, total), dtype=np.int32)
-    for band in range(bands):
-        band_keys = np.concatenate([k[band] for k in keys])
-        order = np.argsort(band_keys, kind="stable")
-        out_keys[band] = band_keys[order]
-        out_ordinals[band] = np.concatenate([o[band] for o in ordinals])[order]
-    return out_keys, out_ordinals
-
-
-class _WordHashes(dict[str, int]):
-    """word -> stable 32-bit hash, computed on first use."""
-
-    def __missing__(self, word: str) -> int:
-        value = self[word] = zlib.crc32(word.encode())
-        return value
+# MinHashLSH's memory per inserted key with 12 bands (tracemalloc on CPython 3.11, datasketch 2.0):
+# a bytes band key, a set and a dict slot per band. tests/test_checks_duplicates.py measures it.
+LSH_BYTES_PER_KEY = 3_800
 
 
 class DuplicateIndex:
@@ -99,152 +62,56 @@ class DuplicateIndex:
         self.threshold = settings.duplicate_threshold
         self.num_perm = settings.duplicate_num_perm
         self.shingle = settings.duplicate_shingle
-        template = MinHash(num_perm=self.num_perm, seed=SEED)
-        self.scheme = template.scheme
-        a, b = template.permutations
-        self._a, self._b = a.astype(np.uint32), b.astype(np.uint32)
         recall = settings.duplicate_recall_weight
-        lsh = MinHashLSH(threshold=self.threshold, num_perm=self.num_perm, weights=(1.0 - recall, recall))
-        self.bands, self.rows = lsh.b, lsh.r
-        rng = np.random.default_rng(SEED)
-        self._band_mix = rng.integers(1, 2**63, size=self.rows, dtype=np.uint64) | np.uint64(1)
-        self._shingle_mix = rng.integers(1, 2**31, size=self.shingle, dtype=np.uint32) | np.uint32(1)
-        self._band_salt = rng.integers(0, 2**63, size=self.bands, dtype=np.uint64)
-        self._words = _WordHashes()
-        self._runs: list[tuple[np.ndarray, np.ndarray]] = []  # (keys (b, n) sorted per band, ordinals (b, n))
-        self._sig_chunks: list[np.ndarray] = []  # (_CHUNK, num_perm) uint16
-        self._utt_chunks: list[np.ndarray] = []  # (_CHUNK,) uint64
-        # Record ids, UTF-8 back to back: tens of thousands of small long-lived str objects would
-        # pin the allocator's arenas (fragmentation), one growing buffer does not.
-        self._id_blob = bytearray()
-        self._id_ends = array("q")
+        self.lsh = MinHashLSH(threshold=self.threshold, num_perm=self.num_perm, weights=(1.0 - recall, recall))
+        # The permutations are drawn once and shared: MinHash would otherwise draw them per record.
+        template = MinHash(num_perm=self.num_perm, seed=SEED)
+        self._permutations, self._scheme = template.permutations, template.scheme
+        # What the index keeps per record, by ordinal (the LSH keys are ordinals).
+        self._signatures = np.empty((0, self.num_perm), dtype=template.hashvalues.dtype)
+        self._record_ids: list[str] = []
+        self._utterance_ids: list[str] = []
+        self._id_bytes = 0
 
     def __len__(self) -> int:
-        return len(self._id_ends)
+        return len(self._record_ids)
 
-    def id_of(self, ordinal: int) -> str:
-        start = self._id_ends[ordinal - 1] if ordinal else 0
-        return self._id_blob[start : self._id_ends[ordinal]].decode()
-
-    # ---- signatures ----
-
-    def _word_hashes(self, words: Iterable[str], count: int) -> np.ndarray:
-        cache = self._words
-        if len(cache) > _WORD_CACHE_LIMIT:
-            cache.clear()
-        # One C-level lookup per word; only new words reach _WordHashes.__missing__.
-        return np.fromiter(map(cache.__getitem__, words), dtype=np.uint32, count=count)
-
-    def _shingles(
-        self, texts: Sequence[str], words: Sequence[tuple[str, ...]] | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(uint32 hash of every word shingle of the batch, shingle count per text)."""
-        # the words the degeneracy check already split (punctuation never counts): handed over by
-        # the caller, or from the word cache
-        tokenised = words if words is not None else [plain_words(t) for t in texts]
-        lengths = np.fromiter(map(len, tokenised), dtype=np.int64, count=len(texts))
-        w = self._word_hashes(chain.from_iterable(tokenised), int(lengths.sum()))
+    def shingles(self, words: Sequence[str]) -> list[bytes]:
+        """The word ``shingle``-grams of a text's words, UTF-8 (empty when it is shorter)."""
         k = self.shingle
-        counts = np.maximum(lengths - k + 1, 0)
-        if len(w) < k:
-            return np.empty(0, dtype=np.uint32), counts
-        n = len(w) - k + 1
-        out = np.zeros(n, dtype=np.uint32)
-        for i in range(k):  # uint32 arithmetic wraps: a cheap, order-sensitive combination
-            out = out * np.uint32(0x9E3779B1) + w[i : n + i] * self._shingle_mix[i]
-        # Keep shingles that start and end inside one text.
-        ends = np.cumsum(lengths)
-        starts = ends - lengths
-        valid = np.zeros(len(w), dtype=bool)
-        first = np.repeat(starts, counts)
-        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        valid[first + offsets] = True
-        return out[valid[:n]], counts
+        return [" ".join(words[i : i + k]).encode() for i in range(len(words) - k + 1)]
 
-    def shingle_hashes(self, text: str) -> np.ndarray:
-        """uint32 hash of each word ``shingle``-gram of one text (empty when it is shorter)."""
-        return self._shingles([text])[0]
+    def minhash(self, words: Sequence[str]) -> MinHash | None:
+        """The text's MinHash, or None when it has fewer words than a shingle."""
+        shingles = self.shingles(words)
+        if not shingles:
+            return None
+        minhash = MinHash(
+            num_perm=self.num_perm, seed=SEED, hashfunc=zlib.crc32, permutations=self._permutations, scheme=self._scheme
+        )
+        minhash.update_batch(shingles)
+        return minhash
 
-    def signatures(
-        self, texts: Sequence[str], words: Sequence[tuple[str, ...]] | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(signatures (n, num_perm) uint32, has_signature (n,) bool) for a batch of texts.
+    def _copied(self, minhash: MinHash, utterance_id: str) -> int | None:
+        """Ordinal of the earliest indexed record of another utterance that this one copies."""
+        candidates = sorted(o for o in self.lsh.query(minhash) if self._utterance_ids[o] != utterance_id)
+        if not candidates:
+            return None
+        equal = np.count_nonzero(self._signatures[candidates] == minhash.hashvalues, axis=1)
+        hits = np.flatnonzero(equal >= self.threshold * self.num_perm)
+        return candidates[hits[0]] if len(hits) else None
 
-        ``words``: each text's ``plain_words``, when the caller already has them.
-        """
-        hashes, counts = self._shingles(texts, words)
-        has = counts > 0
-        sigs = np.full((len(texts), self.num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
-        hv = _fmix(hashes, 32)
-        ends = np.cumsum(counts)
-        a, b = self._a[:, None], self._b[:, None]
-        rows = np.flatnonzero(has)
-        # A few records at a time: their (num_perm, shingles) block stays in the CPU cache, 3x
-        # faster than permuting the whole batch's shingles at once.
-        for lo in range(0, len(rows), _SIGNATURE_ROWS):
-            chunk = rows[lo : lo + _SIGNATURE_ROWS]
-            first, last = ends[chunk[0]] - counts[chunk[0]], ends[chunk[-1]]
-            phv = np.multiply(a, hv[first:last])  # (num_perm, S), uint32 wraparound as in datasketch
-            phv += b
-            sigs[chunk] = np.minimum.reduceat(phv, ends[chunk] - counts[chunk] - first, axis=1).T
-        return sigs, has
-
-    def _band_keys(self, sigs: np.ndarray) -> np.ndarray:
-        """(b, n) uint64 key of each band of each signature."""
-        bands = sigs[:, : self.bands * self.rows].astype(np.uint64).reshape(len(sigs), self.bands, self.rows)
-        return (bands * self._band_mix).sum(axis=2, dtype=np.uint64).T.copy()
-
-    # ---- index ----
-
-    def _signature(self, ordinal: int) -> np.ndarray:
-        return self._sig_chunks[ordinal // _CHUNK][ordinal % _CHUNK]
-
-    def _utterance(self, ordinal: int) -> int:
-        return int(self._utt_chunks[ordinal // _CHUNK][ordinal % _CHUNK])
-
-    def _indexed_buckets(self, keys: np.ndarray) -> dict[int, dict[int, list[int]]]:
-        """record -> band -> ordinals of the first ``MAX_BUCKET`` indexed records with its key in that band.
-
-        Records (positions in ``keys``, shape (b, n)) whose keys are in no bucket are left out.
-        """
-        # Searched in key order: sorted queries walk each run forward (3x faster than random
-        # order on this VM), and are sorted once for all runs.
-        order = np.argsort(keys, axis=1)
-        queries = np.take_along_axis(keys, order, axis=1)
-        found: dict[int, dict[int, list[int]]] = {}
-        for run_keys, run_ords in self._runs:  # oldest first; each run holds equal keys in ordinal order
-            for band in range(self.bands):
-                left = np.searchsorted(run_keys[band], queries[band], side="left")
-                right = np.searchsorted(run_keys[band], queries[band], side="right")
-                hits = np.flatnonzero(right > left)
-                for q, lo, hi in zip(hits.tolist(), left[hits].tolist(), right[hits].tolist(), strict=True):
-                    bucket = found.setdefault(int(order[band, q]), {}).setdefault(band, [])
-                    if len(bucket) < MAX_BUCKET:
-                        bucket.extend(run_ords[band][lo : min(hi, lo + MAX_BUCKET - len(bucket))].tolist())
-        return found
-
-    def _append(self, sig16: np.ndarray, utts: list[int], record_ids: list[str]) -> None:
-        """Store signatures and utterance hashes of newly indexed records, chunk by chunk."""
-        done = 0
-        while done < len(record_ids):
-            slot = len(self) % _CHUNK
-            if slot == 0:
-                self._sig_chunks.append(np.zeros((_CHUNK, self.num_perm), dtype=np.uint16))
-                self._utt_chunks.append(np.zeros(_CHUNK, dtype=np.uint64))
-            take = min(_CHUNK - slot, len(record_ids) - done)
-            self._sig_chunks[-1][slot : slot + take] = sig16[done : done + take]
-            self._utt_chunks[-1][slot : slot + take] = utts[done : done + take]
-            encoded = list(map(str.encode, record_ids[done : done + take]))
-            self._id_ends.extend(islice(accumulate(map(len, encoded), initial=len(self._id_blob)), 1, None))
-            self._id_blob += b"".join(encoded)
-            done += take
-
-    def _add_run(self, keys: np.ndarray, ordinals: np.ndarray) -> None:
-        self._runs.append(_sorted_run([keys], [ordinals]))
-        # Merge runs of similar size (an LSM tree): O(log n) runs, O(n log n) total sorting.
-        while len(self._runs) > 1 and self._runs[-2][0].shape[1] <= 2 * self._runs[-1][0].shape[1]:
-            (k2, o2), (k1, o1) = self._runs.pop(), self._runs.pop()
-            self._runs.append(_sorted_run([k1, k2], [o1, o2]))
+    def _add(self, minhash: MinHash, record_id: str, utterance_id: str) -> None:
+        ordinal = len(self)
+        if ordinal == len(self._signatures):  # grow by doubling: amortised O(1) per record
+            grown = np.empty((max(1024, 2 * ordinal), self.num_perm), dtype=self._signatures.dtype)
+            grown[:ordinal] = self._signatures
+            self._signatures = grown
+        self._signatures[ordinal] = minhash.hashvalues
+        self._record_ids.append(record_id)
+        self._utterance_ids.append(utterance_id)
+        self._id_bytes += sys.getsizeof(record_id) + sys.getsizeof(utterance_id)
+        self.lsh.insert(ordinal, minhash, check_duplication=False)
 
     def check_batch(
         self,
@@ -252,92 +119,24 @@ class DuplicateIndex:
         record_ids: Sequence[str],
         utterance_ids: Sequence[str],
         eligible: Sequence[bool],
-        words: Sequence[tuple[str, ...]] | None = None,
+        words: Sequence[tuple[str, ...] | None] | None = None,
     ) -> list[str | None]:
         """For each record, the id of the earlier record it copies, or None. Eligible originals are indexed.
 
-        ``words``: each text's ``plain_words``, when the caller already has them (verify() keeps the
-        batch's, so the word cache need not hold a whole batch).
+        ``words``: each text's ``plain_words``, when the caller already has them.
         """
-        sigs, has = self.signatures(texts, words)
-        sig16 = (sigs & np.uint32(0xFFFF)).astype(np.uint16)
-        keys = self._band_keys(sigs)
-        earlier = self._indexed_buckets(keys) if self._runs else {}
-        # XOR-ing the band number in makes the keys of different bands distinct, so one dict and
-        # one C-level set intersection serve all bands.
-        salted = keys ^ self._band_salt[:, None]
-        # Only a record with an indexed candidate or a band key shared within the batch can be a
-        # copy or be copied here; the others (nearly all) skip the loop's set work.
-        suspect = self._shares_key(salted, has)
-        if earlier:
-            suspect[list(earlier)] = True
-        rows = np.flatnonzero(suspect)
-        band_keys = dict(zip(rows.tolist(), salted[:, rows].T.tolist(), strict=True))  # Python ints
-        utt_hashes = {u: _stable_hash64(u) for u in set(utterance_ids)}  # candidates share their utterance
-        utts = [utt_hashes[u] for u in utterance_ids]
-        first = len(self)  # ordinal of the first record this batch indexes
-        added: list[int] = []  # batch positions of the records indexed, in ordinal order
-        in_batch: dict[int, list[int]] = {}  # salted band key -> ordinals of the records indexed with it
-        need = self.threshold * self.num_perm
         out: list[str | None] = []
-        for i, (ok, check) in enumerate(zip(has.tolist(), suspect.tolist(), strict=True)):
-            if not check:  # no candidate, and no later record of the batch shares a key with it
+        for i, text in enumerate(texts):
+            minhash = self.minhash(words[i] if words is not None and words[i] is not None else plain_words(text))
+            if minhash is None:
                 out.append(None)
-                if ok and eligible[i]:
-                    added.append(i)
                 continue
-            row = band_keys[i]
-            hits = in_batch.keys() & row
-            # A band's candidates are the first MAX_BUCKET records indexed with its key: earlier
-            # batches' first, then this batch's. Which records are compared never depends on
-            # where batches begin and end.
-            buckets = earlier.get(i, {})
-            candidates = set(chain.from_iterable(buckets.values()))
-            if hits:
-                for band, key in enumerate(row):
-                    if key in hits:
-                        older = len(buckets.get(band, ()))
-                        candidates.update(in_batch[key][: MAX_BUCKET - older])
-            copied = None
-            for ordinal in sorted(candidates):
-                if ordinal >= first:  # indexed earlier in this batch
-                    j = added[ordinal - first]
-                    other_utt, other_sig, other_id = utts[j], sig16[j], record_ids[j]
-                else:
-                    other_utt, other_sig, other_id = self._utterance(ordinal), self._signature(ordinal), None
-                if other_utt != utts[i] and np.count_nonzero(other_sig == sig16[i]) >= need:
-                    copied = other_id if other_id is not None else self.id_of(ordinal)
-                    break
-            out.append(copied)
+            copied = self._copied(minhash, utterance_ids[i])
+            out.append(None if copied is None else self._record_ids[copied])
             if copied is None and eligible[i]:
-                ordinal = first + len(added)
-                added.append(i)
-                for key in row:
-                    in_batch.setdefault(key, []).append(ordinal)
-        if added:
-            self._append(sig16[added], [utts[j] for j in added], [record_ids[j] for j in added])
-            ordinals = np.arange(first, first + len(added), dtype=np.int32)
-            self._add_run(keys[:, added], np.tile(ordinals, (self.bands, 1)))
+                self._add(minhash, record_ids[i], utterance_ids[i])
         return out
 
-    @staticmethod
-    def _shares_key(salted: np.ndarray, has: np.ndarray) -> np.ndarray:
-        """(n,) whether a record with a signature has a salted band key equal to another such record's."""
-        shares = np.zeros(len(has), dtype=bool)
-        rows = np.flatnonzero(has)
-        if len(rows) < 2:
-            return shares
-        flat = salted[:, rows].ravel()  # (bands * m,), band-major
-        order = np.argsort(flat)  # any order of equal keys flags them all
-        equal = flat[order[1:]] == flat[order[:-1]]
-        dup = np.zeros(len(flat), dtype=bool)
-        dup[order[1:][equal]] = True
-        dup[order[:-1][equal]] = True
-        shares[rows] = dup.reshape(salted.shape[0], len(rows)).any(axis=0)
-        return shares
-
     def nbytes(self) -> int:
-        """Approximate memory held by the index (arrays and ids)."""
-        arrays = sum(k.nbytes + o.nbytes for k, o in self._runs)
-        arrays += sum(c.nbytes for c in self._sig_chunks) + sum(c.nbytes for c in self._utt_chunks)
-        return arrays + len(self._id_blob) + self._id_ends.itemsize * len(self._id_ends)
+        """Approximate memory held by the index: LSH tables (estimated per key), signatures and ids."""
+        return len(self) * (LSH_BYTES_PER_KEY + self._signatures.itemsize * self.num_perm) + self._id_bytes
