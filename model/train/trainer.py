@@ -10,6 +10,10 @@ Each optimizer step trains on one task; the task scheduler says which, and which
 groups train in the current round. The loss of a step is the mean over every answer token of
 the global batch, whatever the number of processes and accumulation steps, so one process with
 accumulation and N processes without give the same update.
+
+``train`` reads top to bottom; its named pieces follow it: ``_forward_backward`` (one step's
+gradients), ``RunLog`` (model.train.run_log: the logging window, evaluation lines, progress),
+``_evaluator`` (the in-training evaluation), ``_Checkpoints`` (save, and load for resume).
 """
 
 from __future__ import annotations
