@@ -11,7 +11,7 @@ import subprocess
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from factories_verified import corpus_records
+from factories_verified import corpus_records, verified
 
 from pipeline.audit import format_summary, summarise
 from pipeline.audit.report import render_report
@@ -103,6 +103,23 @@ def test_html_is_self_contained_and_escaped():
         assert f"<summary>{label} —" in html
 
 
+SCRIPT = "<script>alert(1)</script>"
+
+
+def test_every_text_from_the_data_is_escaped():
+    """Markup in any field a rationale, a transcript or the command line brings shows as text."""
+    parsed = verified(f"meld/train/{SCRIPT}", f"{SCRIPT} you said", "angry",
+                      [("lexical", SCRIPT, SCRIPT), ("acoustic", SCRIPT, SCRIPT)], reasoning=SCRIPT,
+                      concluded=SCRIPT, failed={"quote_grounding": SCRIPT}, speaker=SCRIPT)  # fmt: skip
+    unparsed = verified("meld/train/x", SCRIPT, "angry", parsed=False).model_copy(update={"error": SCRIPT})
+    records = [*corpus_records(), parsed, unparsed]
+    html = render_report(summarise(records), records, SCRIPT, cues={parsed.utterance_id: [SCRIPT]}, per_label=10)
+    assert "<script" not in html.lower()
+    # source (title and header), id, speaker, transcript x2, cue x2, suggests x2, reasoning, conclusion, reason,
+    # measured cue, unparsed error
+    assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 14
+
+
 def _run_folder(tmp_path, with_profiles=True):
     records = corpus_records()
     write_records(records, tmp_path / "verified.parquet", VerifiedRecord)
@@ -130,7 +147,7 @@ def test_command_on_run_folder_and_file(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "8 candidates for 8 utterances: 2 accepted (25.0%)" in out and "Training examples" in out
     html = (tmp_path / "audit.html").read_text()
-    assert "pitch well above this speaker&#x27;s usual" in html and "emotion_reasoning" in html
+    assert "pitch well above this speaker&#39;s usual" in html and "emotion_reasoning" in html
     # A parquet path works too, and --out moves the report.
     assert audit_command.run(_args(tmp_path / "verified.parquet", out=tmp_path / "r" / "a.html")) == 0
     assert (tmp_path / "r" / "a.html").is_file()

@@ -136,6 +136,24 @@ def test_report_renders_runs_side_by_side():
     assert page.startswith("<!doctype html>") and page.count("<img") == 4  # headline, recall, 2 confusions
 
 
+def test_report_escapes_names_labels_and_commands():
+    """A run name, a label, a path or a command holding markup shows as text in the page."""
+    script = "<script>alert(1)</script>"
+    gold = ["angry", script, script]
+    a = classification_metrics(gold, ["angry", script, None], ["angry", script], bootstrap=5)
+    b = classification_metrics(["angry", "sad"], ["angry", "sad"], ["angry", "sad"], bootstrap=5)
+    runs = [
+        RunSummary(name=script, kind="audiollm", dataset=script, split=script, protocol=script, n_items=3,
+                   metrics=a, checkpoint=script, command=f"emoreason eval --title '{script}'"),
+        RunSummary(name=f"other {script}", kind="baseline", dataset="demo", split="test", protocol="p", n_items=2,
+                   metrics=b),
+    ]  # fmt: skip
+    page = render_html(runs, title=script)
+    assert "<script" not in page.lower()
+    assert "runs other &lt;script&gt;alert(1)&lt;/script&gt; use another label set" in page
+    assert "(angry, &lt;script&gt;alert(1)&lt;/script&gt;)" in page
+
+
 def test_report_module_aggregates_folds(tmp_path, capsys):
     from model.eval.report import main as report_main
 

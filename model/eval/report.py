@@ -3,28 +3,29 @@
 Every evaluation (an AudioLLM checkpoint or the classical baseline) writes ``summary.json``, a
 :class:`RunSummary`. The report reads any number of them and puts them side by side: headline
 metrics with bootstrap intervals, the AudioBench judge score, extraction outcomes, per-class
-recall, confusion matrices and reasoning quality next to the paper's numbers. The HTML embeds
-its plots as PNG data, so the page is one file to mail or attach.
+recall, confusion matrices and reasoning quality next to the paper's numbers. The HTML page is
+``templates/eval_report.html.j2`` on the report base shared with the audit (pipeline.report_html):
+plots embedded as PNG data, so the page is one file to mail or attach, and every name, label and
+command escaped by the template engine.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import html
-import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from matplotlib.figure import Figure
 from pydantic import BaseModel, ConfigDict, Field
 
 from model.eval.metrics import HEADLINE, Metrics, across_folds
 from model.eval.reasoning import JudgedQuality
 from pipeline.judge import JudgeScore
 from pipeline.quality import QualityReport
+from pipeline.report_html import Cell, Plot, Table, plot, render
 
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.html"
@@ -152,27 +153,12 @@ def scoring_notes(outside: dict[str, int], dropped: dict[str, int]) -> list[str]
 # ---- plots ----
 
 
-def _png(fig) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode()
+DPI = 100
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def headline_plot(summaries: Sequence[RunSummary]) -> str:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(10, 3.6))
+def headline_plot(summaries: Sequence[RunSummary]) -> Plot:
+    fig = Figure(figsize=(10, 3.6))
+    ax = fig.subplots()
     width = 0.8 / len(summaries)
     x = np.arange(len(HEADLINE))
     for i, s in enumerate(summaries):
@@ -188,13 +174,13 @@ def headline_plot(summaries: Sequence[RunSummary]) -> str:
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, never over them
     ax.set_title("headline metrics, 95 % bootstrap intervals")
     fig.tight_layout()
-    return _png(fig)
+    return plot(fig, DPI, "headline metrics")
 
 
-def recall_plot(summaries: Sequence[RunSummary]) -> str:
-    plt = _plt()
+def recall_plot(summaries: Sequence[RunSummary]) -> Plot:
     labels = summaries[0].metrics.labels
-    fig, ax = plt.subplots(figsize=(10, 3.4))
+    fig = Figure(figsize=(10, 3.4))
+    ax = fig.subplots()
     width = 0.8 / len(summaries)
     x = np.arange(len(labels))
     for i, s in enumerate(summaries):
@@ -206,19 +192,19 @@ def recall_plot(summaries: Sequence[RunSummary]) -> str:
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title("per-class recall")
     fig.tight_layout()
-    return _png(fig)
+    return plot(fig, DPI, "per-class recall")
 
 
-def confusion_plot(summary: RunSummary) -> str:
+def confusion_plot(summary: RunSummary) -> Plot:
     from model.eval.metrics import UNLABELLED
 
-    plt = _plt()
     m = summary.metrics
     cm = np.array(m.confusion, dtype=float)
     rows = cm.sum(axis=1, keepdims=True)
     share = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
     columns = [*m.labels, UNLABELLED]
-    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    fig = Figure(figsize=(4.8, 4.2))
+    ax = fig.subplots()
     ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(m.labels)), m.labels, fontsize=8)
@@ -230,53 +216,23 @@ def confusion_plot(summary: RunSummary) -> str:
     ax.set_ylabel("gold")
     ax.set_title(summary.name, fontsize=9)
     fig.tight_layout()
-    return _png(fig)
+    return plot(fig, DPI, f"confusion matrix {summary.name}")
 
 
 # ---- HTML ----
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1100px;color:#222}
-h1{font-size:1.5em} h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:.6em 0;font-size:.9em} td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
-td.num{text-align:right;white-space:nowrap} th{background:#f3f5f7} .muted{color:#777;font-size:.85em}
-.grid{display:flex;flex-wrap:wrap;gap:12px} img{max-width:100%} code{background:#f3f3f3;padding:1px 4px}
-"""
-
-
-def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(_cell(c) for c in r) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
 _NUMERIC = re.compile(r"^[\d.\-–—/ \[\],%]+$")
 
 
-def _cell(value: object) -> str:
-    text = str(value)
-    cls = " class='num'" if _NUMERIC.match(text) else ""
-    return f"<td{cls}>{html.escape(text)}</td>"
-
-
-def _img(data: str, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> Table:
+    """Cells that read as numbers are right-aligned."""
+    return Table(list(header), [[Cell(str(v), bool(_NUMERIC.match(str(v)))) for v in row] for row in rows])
 
 
 def render_html(summaries: Sequence[RunSummary], title: str = "emoreason evaluation", folds: bool = False) -> str:
     if not summaries:
         raise ValueError("no runs to report")
     labels = summaries[0].metrics.labels
-    mismatched = [s.name for s in summaries if s.metrics.labels != labels]
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"]
-    parts.append(f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>")
-    parts.append(
-        f"<p class='muted'>{len(summaries)} run(s); dataset {html.escape(summaries[0].dataset)}, split "
-        f"{html.escape(summaries[0].split)}, protocol {html.escape(summaries[0].protocol)} ({', '.join(labels)}). "
-        "Intervals: 95 % bootstrap over utterances. Answers with no extracted label count as wrong.</p>"
-    )
-    if mismatched:
-        parts.append(f"<p><b>Warning:</b> runs {mismatched} use another label set; compare with care.</p>")
     header = ["run", "kind", "n", *(METRIC_NAMES[n] for n in HEADLINE), "judge ×100", "judge failures"]
     rows = []
     for s in summaries:
@@ -294,52 +250,60 @@ def render_html(summaries: Sequence[RunSummary], title: str = "emoreason evaluat
     if folds:
         rows.append([f"mean ± std ({len(summaries)} folds)", "", sum(s.metrics.n for s in summaries),
                      *fold_row(summaries), "", ""])  # fmt: skip
-    parts.append("<h2>Headline</h2>" + _html_table(header, rows))
-    parts.append(_img(headline_plot(summaries), "headline metrics") + _img(recall_plot(summaries), "per-class recall"))
 
+    extraction = None
     llm = [s for s in summaries if s.kind == "audiollm"]
     if llm:
         statuses = ["final_line", "synonym", "ambiguous", "refusal", "none"]
         s_rows = [[s.name, *(f"{s.statuses.get(k, 0)}" for k in statuses), s.n_rejects] for s in llm]
-        parts.append("<h2>Label extraction</h2>" + _html_table(["run", *statuses, "audio rejects"], s_rows))
-    quality = [s for s in summaries if s.quality is not None]
-    if quality:
+        extraction = _html_table(["run", *statuses, "audio rejects"], s_rows)
+    quality = None
+    verified = [s for s in summaries if s.quality is not None]
+    if verified:
         q_rows = [
             [metric, *(f"{v:.1f}" if v is not None else "—" for v in values), "—" if paper is None else paper, basis]
-            for metric, paper, basis, values in _quality_rows(quality)
+            for metric, paper, basis, values in _quality_rows(verified)
         ]
-        parts.append(
-            "<h2>Reasoning quality (verified by stage two's checks)</h2>"
-            + _html_table(["metric", *(s.name for s in quality), "paper (judged)", "basis (first run)"], q_rows)
-        )
-    judged = [s for s in summaries if s.judged_quality is not None]
-    if judged:
+        quality = _html_table(["metric", *(s.name for s in verified), "paper (judged)", "basis (first run)"], q_rows)
+    judged = None
+    by_judge = [s for s in summaries if s.judged_quality is not None]
+    if by_judge:
         j_rows = [
             [s.name, _num(s.judged_quality.quotation_rate), _num(s.judged_quality.groundedness_score),
              _num(s.judged_quality.relevance_score), f"{s.judged_quality.n_failed}/{s.judged_quality.n}"]
-            for s in judged
+            for s in by_judge
         ]  # fmt: skip
-        parts.append(
-            "<h2>Reasoning quality (LLM judge, paper's 0–2 scales)</h2>"
-            + _html_table(["run", "Quotation %", "Groundedness %", "Relevance %", "judge failures"], j_rows)
-        )
-    parts.append("<h2>Confusion matrices</h2><div class='grid'>")
-    parts += [_img(confusion_plot(s), f"confusion matrix {s.name}") for s in summaries]
-    parts.append("</div><h2>Per class</h2>")
-    for s in summaries:
-        c_rows = [
+        judged = _html_table(["run", "Quotation %", "Groundedness %", "Relevance %", "judge failures"], j_rows)
+    per_class = [
+        (s.name, _html_table(["label", "gold", "predicted", "precision", "recall", "F1"], [
             [c.label, c.support, c.predicted, f"{100 * c.precision:.1f}", f"{100 * c.recall:.1f}", f"{100 * c.f1:.1f}"]
             for c in s.metrics.per_class
-        ]
-        parts.append(f"<h3>{html.escape(s.name)}</h3>")
-        parts.append(_html_table(["label", "gold", "predicted", "precision", "recall", "F1"], c_rows))
-    parts.append("<h2>Runs</h2>")
+        ]))
+        for s in summaries
+    ]  # fmt: skip
     r_rows = [
         [s.name, s.checkpoint or "—", s.command or "—", s.created_at.strftime("%Y-%m-%d %H:%M UTC")] for s in summaries
     ]
-    parts.append(_html_table(["run", "checkpoint", "command", "created"], r_rows))
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return render(
+        "model.eval",
+        "eval_report.html.j2",
+        title=title,
+        runs=summaries,
+        first=summaries[0],
+        labels=labels,
+        mismatched=[s.name for s in summaries if s.metrics.labels != labels],
+        headline=_html_table(header, rows),
+        plots={
+            "headline": headline_plot(summaries),
+            "recall": recall_plot(summaries),
+            "confusions": [confusion_plot(s) for s in summaries],
+        },
+        extraction=extraction,
+        quality=quality,
+        judged=judged,
+        per_class=per_class,
+        runs_table=_html_table(["run", "checkpoint", "command", "created"], r_rows),
+    )
 
 
 def _num(value: float | None) -> str:

@@ -10,16 +10,19 @@ Each optimizer step trains on one task; the task scheduler says which, and which
 groups train in the current round. The loss of a step is the mean over every answer token of
 the global batch, whatever the number of processes and accumulation steps, so one process with
 accumulation and N processes without give the same update.
+
+``train`` reads top to bottom; its named pieces follow it: ``_forward_backward`` (one step's
+gradients), ``RunLog`` (model.train.run_log: the logging window, evaluation lines, progress),
+``_evaluator`` (the in-training evaluation), ``_Checkpoints`` (save, and load for resume).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import functools
 import math
 import random
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from model.schedule import TaskScheduler, epochs_to_cover
+from model.schedule import Step, TaskScheduler, epochs_to_cover
 from model.train.checkpoint import (
     TrainerState,
     latest_checkpoint,
@@ -53,6 +56,7 @@ from model.train.distributed import (
 from model.train.evaluation import answer_tokens, evaluate
 from model.train.optim import build_lr_scheduler, build_optimizer
 from model.train.preflight import check_context, context_length, preflight
+from model.train.run_log import RunLog, StepStats
 from pipeline.records import Task, TrainingExample
 
 
@@ -67,41 +71,6 @@ class TrainResult:
     tasks: list[str] = field(default_factory=list)  # task of each of those steps
     last_checkpoint: Path | None = None
     evals: list[dict] = field(default_factory=list)
-
-
-def _autocast(cfg: TrainConfig, device: torch.device):
-    if cfg.precision == "bf16" and (device.type == "cuda" or (device.type == "cpu" and cfg.cpu_bf16)):
-        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext
-
-
-class _Logger:
-    """JSONL always, TensorBoard when asked; only the main process writes."""
-
-    def __init__(self, out: Path, tensorboard: bool, enabled: bool):
-        self.enabled = enabled
-        self.file = (out / "train_log.jsonl").open("a") if enabled else None
-        self.tb = None
-        if enabled and tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb = SummaryWriter(str(out / "tensorboard"))
-
-    def log(self, step: int, record: dict) -> None:
-        if not self.enabled:
-            return
-        self.file.write(json.dumps({"step": step, **record}) + "\n")
-        self.file.flush()
-        if self.tb is not None:
-            for key, value in record.items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    self.tb.add_scalar(key, value, step)
-
-    def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-        if self.tb is not None:
-            self.tb.close()
 
 
 def train(
@@ -121,10 +90,7 @@ def train(
         require_process_group(env)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    # every RNG: encoders draw SpecAugment masks from numpy (transformers' _compute_mask_indices)
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
+    _seed_everything(cfg.seed)
 
     # ---- preflight and data ----
     train_by_task = split_by_task(examples, cfg.train_split, cfg.tasks)
@@ -133,6 +99,179 @@ def train(
     item_type = item_type or _default_item_type()
     check_context([e for exs in train_by_task.values() for e in exs], collate_fn, item_type, context_length(model))
     accumulation = cfg.accumulation_steps(env.world_size)
+    dataset, plan = _plan(cfg, train_by_task, env, accumulation, item_type)
+    scheduler, total_steps = plan.scheduler, plan.scheduler.total_steps
+
+    # ---- model, optimizer, resume ----
+    if cfg.gradient_checkpointing:
+        _enable_gradient_checkpointing(model)
+    if getattr(model, "needs_speaker_norm", False):  # first: the input statistics read speaker-normalised states
+        _fit_speaker_norm(model, train_by_task, eval_by_task, collate_fn, item_type, cfg, env)
+    if getattr(model, "needs_input_norm", False):  # before sharding: the encoders run whole, once
+        _fit_input_norm(model, train_by_task, collate_fn, item_type, cfg, env)
+    names = ParamNames.of(model)  # before sharding, which replaces every parameter object
+    _place(model, cfg, env, names)
+    groups = names.resolve(model)
+    optimizer = build_optimizer(groups, cfg.optim)
+    lr_scheduler = build_lr_scheduler(optimizer, cfg.optim, total_steps)
+    checkpoints = _Checkpoints(cfg, env, out, model, groups, optimizer, lr_scheduler, names.owned if fsdp else None)
+    start, last_checkpoint = checkpoints.resume(plan) if resume else (0, None)
+    if env.is_main:
+        _announce(cfg, env, scheduler, accumulation, start, train_by_task)
+    last_good_plan = plan.state_dict()  # the plan as of the last applied step: what a checkpoint saves
+
+    # ---- the loop ----
+    batches = iter(_loader(cfg, env, dataset, plan, collate_fn))
+    autocast = _autocast(cfg, env.device)
+    run_eval = _evaluator(cfg, env, model, eval_by_task, collate_fn, autocast, item_type)
+    log = RunLog(out, tensorboard=cfg.tensorboard, progress=cfg.progress, enabled=env.is_main,
+                 total_steps=total_steps, start=start)  # fmt: skip
+    result = TrainResult(steps=start, last_checkpoint=last_checkpoint)
+    model.train()
+    current_round = None
+    for step in range(start, total_steps):
+        s = scheduler.at(step)
+        if s.round_index != current_round:  # new round: what trains changes, and DDP must re-bucket
+            names.set_trainable(model, s.trainable_groups)
+            wrapped, current_round = wrap_model(model, env, cfg.distributed.strategy), s.round_index
+            trainable = [p for p in model.parameters() if p.requires_grad]
+        stats = _forward_backward(wrapped, batches, accumulation, env, autocast)
+        stats.grad_norm = clip_grad_norm(trainable, cfg.optim.grad_clip)
+        if not stats.finite:  # stop before the update: the weights are still those of the last good step
+            optimizer.zero_grad(set_to_none=True)
+            raise _non_finite(step, s, stats, checkpoints.of_step(result.steps, last_good_plan), log)
+        optimizer.step()
+        lr_scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        result.steps = step + 1
+        result.losses.append(stats.loss)
+        result.tasks.append(s.task.value)
+        last_good_plan = plan.snapshot(step)
+
+        log.step(s.task.value, stats, plan.audio_padding.get(step, 0.0))
+        if _due(result.steps, cfg.log_every, total_steps):
+            log.close_window(result.steps, s, optimizer, cfg.global_batch_size)
+        if eval_by_task and _due(result.steps, cfg.eval_every, total_steps):
+            result.evals.append(log.evaluation(result.steps, run_eval()))
+        if _due(result.steps, cfg.save_every, total_steps):
+            result.last_checkpoint = checkpoints.save(result.steps, last_good_plan, stats.loss)
+            log.restart_clock()
+
+    log.close()
+    save_model(model, out / "final", rank=env.rank, owned=checkpoints.owned)
+    env.barrier()
+    return result
+
+
+def _forward_backward(wrapped, batches, accumulation: int, env: DistEnv, autocast) -> StepStats:
+    """One step's gradients, accumulated over its micro-batches: the loss is the sum of token losses
+    over the answer tokens of the whole global batch, so one process with accumulation and N
+    processes without give the same update. The gradient norm is left for the caller to fill in."""
+    t0 = time.perf_counter()
+    micro = [next(batches) for _ in range(accumulation)]
+    stats = StepStats(loss=0.0, tokens=0.0, grad_norm=math.nan, data_wait=time.perf_counter() - t0)
+    counts = [answer_tokens(b) for b in micro]
+    stats.tokens = env.sum([float(sum(counts))])[0]
+    loss_sum = 0.0
+    for i, batch in enumerate(micro):
+        batch = batch.to(env.device)
+        if getattr(batch, "attention_mask", None) is not None:
+            stats.token_padding.append(1.0 - float(batch.attention_mask.float().mean()))
+        with gradient_sync(wrapped, enabled=i == accumulation - 1):
+            with autocast():
+                loss = wrapped(batch).loss
+            # sum of token losses / tokens of the whole global batch; DDP/FSDP average over processes
+            (loss * (counts[i] * env.world_size / stats.tokens)).backward()
+        loss_sum += float(loss.detach()) * counts[i]
+    stats.loss = env.sum([loss_sum])[0] / stats.tokens
+    return stats
+
+
+def _non_finite(step: int, s: Step, stats: StepStats, checkpoint: Path | None, log: RunLog) -> NonFiniteLossError:
+    log.write(step, {"event": "non_finite", "task": s.task.value, "loss": stats.loss, "grad_norm": stats.grad_norm})
+    log.close()
+    return NonFiniteLossError(
+        f"non-finite {'loss' if not math.isfinite(stats.loss) else 'gradient norm'} at step {step} "
+        f"(task {s.task.value}, loss {stats.loss}, grad norm {stats.grad_norm}); the update was not applied. "
+        f"Last good checkpoint: {checkpoint} (lower the learning rate or check the data, then --resume)"
+    )
+
+
+def _evaluator(cfg: TrainConfig, env: DistEnv, model, eval_by_task, collate_fn, autocast, item_type):
+    """``run_eval()``: the evaluation on the eval split, as the loop calls it (model.train.evaluation)."""
+    return functools.partial(
+        evaluate,
+        model,
+        eval_by_task,
+        collate_fn,
+        env.replicated() if cfg.distributed.strategy == "fsdp" else env,  # FSDP: every process runs every batch
+        micro_batch_size=cfg.micro_batch_size,
+        max_examples=cfg.eval_max_examples,
+        max_new_tokens=cfg.eval_max_new_tokens,
+        autocast=autocast,
+        num_workers=min(cfg.num_workers, 2),
+        item_type=item_type,
+    )
+
+
+def _due(steps_done: int, every: int, total_steps: int) -> bool:
+    return steps_done % every == 0 or steps_done == total_steps
+
+
+class _Checkpoints:
+    """Saves and restores what an exact resume needs: trainable weights, optimizer, LR schedule, data
+    plan and every process's RNG (model.train.checkpoint)."""
+
+    def __init__(self, cfg: TrainConfig, env: DistEnv, out: Path, model, groups, optimizer, lr_scheduler, owned):
+        self.cfg, self.env, self.out, self.model, self.groups = cfg, env, out, model, groups
+        self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
+        self.owned = owned  # FSDP: the names a sharded model's save_pretrained must gather
+        self.last: Path | None = None  # the latest checkpoint saved or resumed from
+
+    def save(self, step_done: int, plan_state: dict, loss: float | None) -> Path:
+        state = TrainerState(step_done, plan_state, self.optimizer.state_dict(), self.lr_scheduler.state_dict(), loss)
+        env = self.env
+        self.last = save_checkpoint(self.out, self.model, self.groups, state, rank=env.rank,
+                                    world_size=env.world_size, keep_last=self.cfg.keep_last, barrier=env.barrier,
+                                    owned=self.owned)  # fmt: skip
+        return self.last
+
+    def of_step(self, step_done: int, plan_state: dict) -> Path:
+        """A checkpoint of the weights after ``step_done`` steps: the latest, or a new one (with no
+        loss) when the latest is older."""
+        if self.last is None or step_done > _step_of(self.last):
+            self.save(step_done, plan_state, None)
+        return self.last
+
+    def resume(self, plan) -> tuple[int, Path | None]:
+        """Load the latest checkpoint, if any; return the steps it had done and its folder."""
+        if (ckpt := latest_checkpoint(self.out)) is None:
+            return 0, None
+        sharded = self.owned is not None
+        state = load_checkpoint(ckpt, self.model, rank=self.env.rank, world_size=self.env.world_size)
+        if (state["optimizer"] is None) != sharded:
+            raise PreflightError(
+                f"{ckpt} was written with distributed.strategy {'ddp' if sharded else 'fsdp'}: resume with the same"
+            )
+        if sharded:
+            load_local_optimizer_state(self.optimizer, state["optimizer_shard"])
+        else:
+            self.optimizer.load_state_dict(state["optimizer"])
+        self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+        plan.load_state_dict(state["plan"])
+        self.last = ckpt
+        return state["step"], ckpt
+
+
+def _seed_everything(seed: int) -> None:
+    # every RNG: encoders draw SpecAugment masks from numpy (transformers' _compute_mask_indices)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _plan(cfg: TrainConfig, train_by_task, env: DistEnv, accumulation: int, item_type):
+    """The dataset and the plan of every step's batch (model.train.data), for this process."""
 
     def make_scheduler(batches_per_epoch: dict[Task, int]) -> TaskScheduler:
         epochs = (
@@ -140,7 +279,7 @@ def train(
         )
         return TaskScheduler(cfg.schedule, batches_per_epoch, epochs=epochs, seed=cfg.seed, max_steps=cfg.max_steps)
 
-    dataset, plan = build_plan(
+    return build_plan(
         train_by_task,
         make_scheduler,
         global_batch_size=cfg.global_batch_size,
@@ -152,18 +291,10 @@ def train(
         accumulation=accumulation,
         item_type=item_type,
     )
-    scheduler = plan.scheduler
-    total_steps = scheduler.total_steps
 
-    # ---- model and optimizer ----
-    if cfg.gradient_checkpointing:
-        _enable_gradient_checkpointing(model)
-    if getattr(model, "needs_speaker_norm", False):  # first: the input statistics read speaker-normalised states
-        _fit_speaker_norm(model, train_by_task, eval_by_task, collate_fn, item_type, cfg, env)
-    if getattr(model, "needs_input_norm", False):  # before sharding: the encoders run whole, once
-        _fit_input_norm(model, train_by_task, collate_fn, item_type, cfg, env)
-    names = ParamNames.of(model)  # before sharding, which replaces every parameter object
-    if fsdp:  # moves each unit to the device as it shards it
+
+def _place(model, cfg: TrainConfig, env: DistEnv, names: ParamNames) -> None:
+    if cfg.distributed.strategy == "fsdp":  # moves each unit to the device as it shards it
         bf16 = env.device.type == "cuda" and cfg.precision == "bf16"
         shard_model(
             model,
@@ -174,36 +305,10 @@ def train(
         )
     else:
         model.to(env.device)
-    owned = names.owned if fsdp else None  # what a sharded model's save_pretrained must gather
-    groups = names.resolve(model)
-    optimizer = build_optimizer(groups, cfg.optim)
-    lr_scheduler = build_lr_scheduler(optimizer, cfg.optim, total_steps)
 
-    start, last_checkpoint = 0, None
-    if resume and (ckpt := latest_checkpoint(out)) is not None:
-        state = load_checkpoint(ckpt, model, rank=env.rank, world_size=env.world_size)
-        if (state["optimizer"] is None) != fsdp:
-            raise PreflightError(
-                f"{ckpt} was written with distributed.strategy {'ddp' if fsdp else 'fsdp'}: resume with the same"
-            )
-        if fsdp:
-            load_local_optimizer_state(optimizer, state["optimizer_shard"])
-        else:
-            optimizer.load_state_dict(state["optimizer"])
-        lr_scheduler.load_state_dict(state["lr_scheduler"])
-        plan.load_state_dict(state["plan"])
-        start, last_checkpoint = state["step"], ckpt
-    if env.is_main:
-        print(scheduler.describe())
-        print(
-            f"{env.world_size} process(es) on {env.device}, global batch {cfg.global_batch_size} = "
-            f"{cfg.micro_batch_size} x {accumulation} accumulation x {env.world_size}; "
-            f"{'resuming at step ' + str(start) if start else 'starting'}; {sum(map(len, train_by_task.values()))} "
-            f"training examples in {[t.value for t in train_by_task]}"
-        )
-    last_good_plan = plan.state_dict()
 
-    loader = DataLoader(
+def _loader(cfg: TrainConfig, env: DistEnv, dataset, plan, collate_fn: Callable) -> DataLoader:
+    return DataLoader(
         dataset,
         batch_sampler=plan,
         collate_fn=collate_fn,
@@ -212,148 +317,22 @@ def train(
         pin_memory=env.device.type == "cuda",
         generator=seeded_generator(cfg.seed),  # never draws from the global RNG: resume stays exact
     )
-    batches = iter(loader)
-    autocast = _autocast(cfg, env.device)
-    logger = _Logger(out, cfg.tensorboard, env.is_main)
-    result = TrainResult(steps=start, last_checkpoint=last_checkpoint)
 
-    def checkpoint(step_done: int, plan_state: dict, loss: float | None) -> Path:
-        trainer_state = TrainerState(step_done, plan_state, optimizer.state_dict(), lr_scheduler.state_dict(), loss)
-        return save_checkpoint(
-            out,
-            model,
-            groups,
-            trainer_state,
-            rank=env.rank,
-            world_size=env.world_size,
-            keep_last=cfg.keep_last,
-            barrier=env.barrier,
-            owned=owned,
-        )
 
-    progress = None
-    if cfg.progress and env.is_main:
-        from tqdm import tqdm
+def _announce(cfg: TrainConfig, env: DistEnv, scheduler: TaskScheduler, accumulation: int, start: int, train_by_task):
+    print(scheduler.describe())
+    print(
+        f"{env.world_size} process(es) on {env.device}, global batch {cfg.global_batch_size} = "
+        f"{cfg.micro_batch_size} x {accumulation} accumulation x {env.world_size}; "
+        f"{'resuming at step ' + str(start) if start else 'starting'}; {sum(map(len, train_by_task.values()))} "
+        f"training examples in {[t.value for t in train_by_task]}"
+    )
 
-        progress = tqdm(total=total_steps, initial=start, desc="train", dynamic_ncols=True)
 
-    # ---- the loop ----
-    model.train()
-    wrapped, current_round = model, None
-    window = defaultdict(lambda: defaultdict(float))  # task -> sums over the logging window
-    window_start, data_wait, token_pad = time.perf_counter(), 0.0, []
-    for step in range(start, total_steps):
-        s = scheduler.at(step)
-        if s.round_index != current_round:  # new round: what trains changes, and DDP must re-bucket
-            names.set_trainable(model, s.trainable_groups)
-            wrapped, current_round = wrap_model(model, env, cfg.distributed.strategy), s.round_index
-        trainable = [p for p in model.parameters() if p.requires_grad]
-
-        t0 = time.perf_counter()
-        micro = [next(batches) for _ in range(accumulation)]
-        data_wait += time.perf_counter() - t0
-        counts = [answer_tokens(b) for b in micro]
-        global_tokens = env.sum([float(sum(counts))])[0]
-        loss_sum = 0.0
-        for i, batch in enumerate(micro):
-            batch = batch.to(env.device)
-            if getattr(batch, "attention_mask", None) is not None:
-                token_pad.append(1.0 - float(batch.attention_mask.float().mean()))
-            with gradient_sync(wrapped, enabled=i == accumulation - 1):
-                with autocast():
-                    loss = wrapped(batch).loss
-                # sum of token losses / tokens of the whole global batch; DDP/FSDP average over processes
-                (loss * (counts[i] * env.world_size / global_tokens)).backward()
-            loss_sum += float(loss.detach()) * counts[i]
-        step_loss = env.sum([loss_sum])[0] / global_tokens
-        grad_norm = clip_grad_norm(trainable, cfg.optim.grad_clip)
-        if not (math.isfinite(step_loss) and math.isfinite(grad_norm)):
-            optimizer.zero_grad(set_to_none=True)
-            if result.last_checkpoint is None or result.steps > _step_of(result.last_checkpoint):
-                result.last_checkpoint = checkpoint(result.steps, last_good_plan, None)  # weights still good
-            logger.log(step, {"event": "non_finite", "task": s.task.value, "loss": step_loss, "grad_norm": grad_norm})
-            logger.close()
-            raise NonFiniteLossError(
-                f"non-finite {'loss' if not math.isfinite(step_loss) else 'gradient norm'} at step {step} "
-                f"(task {s.task.value}, loss {step_loss}, grad norm {grad_norm}); the update was not applied. "
-                f"Last good checkpoint: {result.last_checkpoint} (lower the learning rate or check the data, "
-                "then --resume)"
-            )
-        optimizer.step()
-        lr_scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        result.steps = step + 1
-        result.losses.append(step_loss)
-        result.tasks.append(s.task.value)
-        last_good_plan = plan.snapshot(step)
-
-        w = window[s.task.value]
-        w["loss"] += step_loss * global_tokens
-        w["tokens"] += global_tokens
-        w["grad_norm"] += grad_norm
-        w["steps"] += 1
-        w["audio_padding"] += plan.audio_padding.get(step, 0.0)
-        if progress is not None:
-            progress.update(1)
-            progress.set_postfix(task=s.task.value[:10], loss=f"{step_loss:.3f}", refresh=False)
-
-        if result.steps % cfg.log_every == 0 or result.steps == total_steps:
-            elapsed = time.perf_counter() - window_start
-            steps = sum(v["steps"] for v in window.values())
-            record = {
-                "round": s.round_index,
-                "round_kind": s.round_kind,
-                "loss": sum(v["loss"] for v in window.values()) / max(1.0, sum(v["tokens"] for v in window.values())),
-                "samples_per_s": steps * cfg.global_batch_size / elapsed,
-                "tokens_per_s": sum(v["tokens"] for v in window.values()) / elapsed,
-                "data_wait_share": data_wait / elapsed,
-                "audio_padding": sum(v["audio_padding"] for v in window.values()) / steps,
-                **({"token_padding": sum(token_pad) / len(token_pad)} if token_pad else {}),
-                **{f"lr/{g['name']}": g["lr"] for g in optimizer.param_groups if g["name"].endswith("/decay")},
-            }
-            for task, v in window.items():
-                record[f"loss/{task}"] = v["loss"] / max(1.0, v["tokens"])
-                record[f"tokens/{task}"] = v["tokens"]
-                record[f"grad_norm/{task}"] = v["grad_norm"] / v["steps"]
-                record[f"steps/{task}"] = v["steps"]
-            logger.log(result.steps, record)
-            if progress is not None:
-                progress.set_postfix(loss=f"{record['loss']:.3f}", samples_s=f"{record['samples_per_s']:.1f}")
-            window.clear()
-            window_start, data_wait, token_pad = time.perf_counter(), 0.0, []
-
-        if eval_by_task and (result.steps % cfg.eval_every == 0 or result.steps == total_steps):
-            ev = evaluate(
-                model,
-                eval_by_task,
-                collate_fn,
-                env.replicated() if fsdp else env,  # FSDP: every process runs every batch (see DistEnv)
-                micro_batch_size=cfg.micro_batch_size,
-                max_examples=cfg.eval_max_examples,
-                max_new_tokens=cfg.eval_max_new_tokens,
-                autocast=autocast,
-                num_workers=min(cfg.num_workers, 2),
-                item_type=item_type,
-            )
-            logger.log(result.steps, ev.flat())
-            result.evals.append({"step": result.steps, **ev.flat()})
-            if env.is_main:
-                summary = ", ".join(f"{k.removeprefix('eval/')} {v:.3f}" for k, v in ev.flat().items())
-                (progress.write if progress else print)(f"step {result.steps} eval: {summary}")
-                for sample_id, gold, text in ev.samples[:3]:
-                    (progress.write if progress else print)(f"  {sample_id} gold={gold} -> {text[:100]!r}")
-            window_start = time.perf_counter()  # evaluation time is not training throughput
-
-        if result.steps % cfg.save_every == 0 or result.steps == total_steps:
-            result.last_checkpoint = checkpoint(result.steps, last_good_plan, step_loss)
-            window_start = time.perf_counter()
-
-    if progress is not None:
-        progress.close()
-    logger.close()
-    save_model(model, out / "final", rank=env.rank, owned=owned)
-    env.barrier()
-    return result
+def _autocast(cfg: TrainConfig, device: torch.device):
+    if cfg.precision == "bf16" and (device.type == "cuda" or (device.type == "cpu" and cfg.cpu_bf16)):
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
 
 
 def _unique_clips(by_task: dict[Task, list[TrainingExample]]) -> list[TrainingExample]:

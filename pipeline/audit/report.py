@@ -1,25 +1,24 @@
 """The audit as one self-contained HTML page: plots embedded as base64 PNG, no external assets.
 
-Everything taken from the data (transcripts, rationales, reasons, ids) is HTML-escaped: a
-transcript may hold markup, and an injection attempt must show as text, not run.
+The page is ``templates/audit.html.j2``, which extends the report base shared with the evaluation
+report (pipeline.report_html). Everything taken from the data (transcripts, rationales, reasons,
+ids) is escaped by the template engine: a transcript may hold markup, and an injection attempt must
+show as text, not run.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime
 import hashlib
-import io
-from collections.abc import Sequence
-from html import escape
+from dataclasses import dataclass
 
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from pipeline.audit.summary import AuditSummary, quality_table, relevance_frame
-from pipeline.rationale import EvidenceKind
 from pipeline.records import VerifiedRecord
+from pipeline.report_html import Plot, frame_table, plot, render
 
 SAMPLES_PER_LABEL = 3  # accepted and rejected each, per label: enough to see patterns, small page
 FIG_SIZE = (6.4, 3.4)
@@ -31,36 +30,10 @@ MAX_BINS = 30
 MAX_RULES = 12  # failed rules drawn; the table below the chart lists them all
 COLOURS = {"accepted": "#2e7d32", "rejected": "#c62828", "all": "#607d8b"}
 
-_CSS = """
-body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;background:#f5f6f8;color:#1d232a}
-main{max-width:1320px;margin:auto;padding:20px 28px}
-h1{margin:.2em 0}h2{margin-top:1.6em;border-bottom:2px solid #dde1e6;padding-bottom:4px}
-.muted{color:#5f6b7a}.kpis{display:flex;flex-wrap:wrap;gap:10px;margin:14px 0}
-.kpi{background:#fff;border:1px solid #dde1e6;border-radius:8px;padding:8px 14px;min-width:120px}
-.kpi b{display:block;font-size:22px}.grid{display:grid;grid-template-columns:1fr 1fr;gap:16px}
-.panel{background:#fff;border:1px solid #dde1e6;border-radius:8px;padding:10px}
-.panel img{width:100%;height:auto}table{border-collapse:collapse;background:#fff;margin:6px 0}
-th,td{border:1px solid #dde1e6;padding:4px 8px;text-align:left;vertical-align:top}th{background:#eef1f4}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-details{background:#fff;border:1px solid #dde1e6;border-radius:8px;margin:10px 0;padding:6px 12px}
-summary{cursor:pointer;font-weight:600;font-size:15px}.pair{display:grid;grid-template-columns:1fr 1fr;gap:14px}
-.col h3{margin:.5em 0;font-size:14px}.card{border:1px solid #dde1e6;border-left:5px solid;border-radius:6px;
-padding:8px 10px;margin:8px 0;background:#fcfcfd}.card.ok{border-left-color:#2e7d32}
-.card.bad{border-left-color:#c62828}.id{font:12px ui-monospace,monospace;color:#5f6b7a;word-break:break-all}
-blockquote{margin:6px 0;padding:4px 10px;background:#eef3fb;border-left:3px solid #8aa8d8;white-space:pre-wrap}
-.chip{display:inline-block;border-radius:10px;padding:0 8px;margin:2px 3px 2px 0;font-size:12px;background:#e8eaed}
-.chip.cue{background:#fff3e0}.chip.fail{background:#ffebee;color:#b71c1c}.kind{font-size:11px;font-weight:600;
-text-transform:uppercase;color:#5f6b7a;margin-right:4px}ul{margin:4px 0;padding-left:20px}
-.reasons li{color:#b71c1c}.empty{color:#5f6b7a;font-style:italic}
-"""
 
-
-def _png(fig: Figure) -> str:
-    buffer = io.BytesIO()
+def _png(fig: Figure) -> Plot:
     # Same pixel size for every plot (no tight bbox), so fonts look the same across panels.
-    fig.savefig(buffer, format="png", dpi=DPI)
-    alt = escape(fig.axes[0].get_title(), quote=True) if fig.axes else ""
-    return f'<img alt="{alt}" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+    return plot(fig, DPI)
 
 
 def _legend_outside(ax) -> None:
@@ -75,7 +48,7 @@ def _figure() -> tuple[Figure, object]:
     return fig, ax
 
 
-def plot_acceptance_by_label(summary: AuditSummary) -> str:
+def plot_acceptance_by_label(summary: AuditSummary) -> Plot:
     table = summary.by_label.sort_index()
     fig, ax = _figure()
     rejected = table["candidates"] - table["accepted"]
@@ -92,7 +65,7 @@ def plot_acceptance_by_label(summary: AuditSummary) -> str:
     return _png(fig)
 
 
-def plot_failed_rules(summary: AuditSummary) -> str:
+def plot_failed_rules(summary: AuditSummary) -> Plot:
     fig, ax = _figure()
     table = summary.by_rule.head(MAX_RULES).sort_values("failures")
     if len(table):
@@ -109,7 +82,7 @@ def plot_failed_rules(summary: AuditSummary) -> str:
     return _png(fig)
 
 
-def plot_relevance(summary: AuditSummary) -> str:
+def plot_relevance(summary: AuditSummary) -> Plot:
     """Heat map of the relevance table: mean z per emotion and measure; hatched grey = unknown."""
     table = summary.relevance
     frame = relevance_frame(table) if table is not None else None
@@ -136,7 +109,7 @@ def plot_relevance(summary: AuditSummary) -> str:
     return _png(fig)
 
 
-def plot_lengths(summary: AuditSummary) -> str:
+def plot_lengths(summary: AuditSummary) -> Plot:
     fig, ax = _figure()
     frame = summary.frame[summary.frame["parsed"]]
     words = frame["reasoning_words"]
@@ -155,7 +128,7 @@ def plot_lengths(summary: AuditSummary) -> str:
     return _png(fig)
 
 
-def plot_evidence(summary: AuditSummary) -> str:
+def plot_evidence(summary: AuditSummary) -> Plot:
     fig, ax = _figure()
     kinds = list(summary.evidence.index)
     x = range(len(kinds))
@@ -171,60 +144,14 @@ def plot_evidence(summary: AuditSummary) -> str:
     return _png(fig)
 
 
-def _html_table(frame: pd.DataFrame, percent: Sequence[str] = ()) -> str:
-    frame = frame.reset_index()
-    head = "".join(f"<th>{escape(str(c).replace('_', ' '))}</th>" for c in frame.columns)
-    body = []
-    for row in frame.itertuples(index=False):
-        cells = []
-        for column, value in zip(frame.columns, row, strict=True):
-            if value is None or (isinstance(value, float) and pd.isna(value)):
-                cells.append('<td class="num">–</td>')
-            elif column in percent:
-                cells.append(f'<td class="num">{100 * value:.1f}%</td>')
-            elif isinstance(value, int | float):
-                cells.append(f'<td class="num">{value:g}</td>')
-            else:
-                cells.append(f"<td>{escape(str(value))}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+@dataclass
+class LabelSamples:
+    """One label's fold-out: its accepted and rejected candidates, and the few shown of each."""
 
-
-def _card(record: VerifiedRecord, cues: list[str] | None) -> str:
-    ok = record.accepted
-    parts = [
-        f'<div class="card {"ok" if ok else "bad"}">',
-        f'<div class="id">{escape(record.id)} · {escape(record.speaker)} · {escape(record.split)} · '
-        f"score {record.score:.2f}{' · selected' if record.selected else ''}</div>",
-        f"<blockquote>{escape(record.transcript or '(no transcript)')}</blockquote>",
-    ]
-    if cues is not None:
-        chips = "".join(f'<span class="chip cue">{escape(c)}</span>' for c in cues)
-        parts.append(
-            f"<div><span class='kind'>measured</span>{chips or '<span class=empty>nothing unusual</span>'}</div>"
-        )
-    if record.answer is None:
-        parts.append(f"<p class='empty'>unparsed answer: {escape((record.error or record.raw_text)[:300])}</p>")
-    else:
-        items = "".join(
-            f"<li><span class='kind'>{escape(e.kind.value)}</span>"
-            + (f"“{escape(e.cue)}”" if e.kind != EvidenceKind.acoustic else escape(e.cue))
-            + f" → {escape(e.suggests)}</li>"
-            for e in record.answer.evidence
-        )
-        parts += [
-            f"<ul>{items}</ul>",
-            f"<p>{escape(record.answer.reasoning)}</p>",
-            f"<p><b>Concluded:</b> {escape(record.answer.emotion)} <span class='muted'>(gold "
-            f"{escape(record.emotion.value)})</span></p>",
-        ]
-    if record.reasons:
-        parts.append("<ul class='reasons'>" + "".join(f"<li>{escape(str(r))}</li>" for r in record.reasons) + "</ul>")
-    failed = [c.name for c in record.checks if not c.passed]
-    if failed:
-        parts.append("<div>" + "".join(f'<span class="chip fail">{escape(n)}</span>' for n in failed) + "</div>")
-    parts.append("</div>")
-    return "".join(parts)
+    label: str
+    accepted: list[VerifiedRecord]
+    total: int
+    columns: list[tuple[str, list[VerifiedRecord], list[VerifiedRecord]]]  # (title, all, shown)
 
 
 def _sample(records: list[VerifiedRecord], k: int, seed: int) -> list[VerifiedRecord]:
@@ -235,27 +162,18 @@ def _sample(records: list[VerifiedRecord], k: int, seed: int) -> list[VerifiedRe
     return sorted(records, key=key)[:k]
 
 
-def _samples(records: list[VerifiedRecord], cues: dict[str, list[str]] | None, per_label: int, seed: int) -> str:
+def _samples(records: list[VerifiedRecord], per_label: int, seed: int) -> list[LabelSamples]:
     by_label: dict[str, list[VerifiedRecord]] = {}
     for r in records:
         by_label.setdefault(r.emotion.value, []).append(r)
-    blocks = []
-    for i, (label, group) in enumerate(sorted(by_label.items())):
+    groups = []
+    for label, group in sorted(by_label.items()):
         accepted = [r for r in group if r.accepted]
-        columns = []
-        for title, subset in (("Accepted", accepted), ("Rejected", [r for r in group if not r.accepted])):
-            cards = "".join(
-                _card(r, cues.get(r.utterance_id, []) if cues is not None else None)
-                for r in _sample(subset, per_label, seed)
-            )
-            columns.append(
-                f"<div class='col'><h3>{title} ({len(subset)})</h3>{cards or '<p class=empty>none</p>'}</div>"
-            )
-        blocks.append(
-            f"<details{' open' if i == 0 else ''}><summary>{escape(label)} — {len(accepted)} of {len(group)} "
-            f"accepted</summary><div class='pair'>{''.join(columns)}</div></details>"
-        )
-    return "".join(blocks)
+        rejected = [r for r in group if not r.accepted]
+        columns = [(title, subset, _sample(subset, per_label, seed))
+                   for title, subset in (("Accepted", accepted), ("Rejected", rejected))]  # fmt: skip
+        groups.append(LabelSamples(label, accepted, len(group), columns))
+    return groups
 
 
 def render_report(
@@ -281,46 +199,39 @@ def render_report(
         ("groundedness", f"{q.groundedness:.1%}" if q.n_quoting else "–"),
         ("acoustic grounding", f"{q.acoustic_grounding_rate:.1%}" if q.n_citing_voice else "–"),
     ]
-    corpus = ""
+    corpus = None
     if summary.corpus_counts:
         counts = pd.DataFrame(summary.corpus_counts).fillna(0).astype(int)
         counts.index.name = "task"
-        corpus = f"<h2>Training corpora (examples)</h2>{_html_table(counts)}"
-    generated = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>emoreason audit: {escape(source)}</title><style>{_CSS}</style></head>
-<body><main>
-<h1>emoreason audit</h1>
-<p class="muted">{escape(source)} · generated {generated}</p>
-<div class="kpis">{"".join(f'<div class="kpi"><span class="muted">{escape(k)}</span><b>{escape(v)}</b></div>' for k, v in kpis)}</div>
-<h2>Acceptance</h2>
-<div class="grid"><div class="panel">{plot_acceptance_by_label(summary)}</div>
-<div class="panel">{plot_failed_rules(summary)}</div></div>
-<div class="grid"><div>{_html_table(summary.by_dataset, ["rate"])}{_html_table(summary.by_style, ["rate"])}
-{_html_table(summary.by_check, ["share_of_rejected"])}</div>
-<div>{_html_table(summary.by_rule, ["share_of_rejected"])}</div></div>
-<h2>Rationales</h2>
-<div class="grid"><div class="panel">{plot_lengths(summary)}</div><div class="panel">{plot_evidence(summary)}</div></div>
-<div class="grid"><div>{_html_table(summary.lengths.round(1))}</div>
-<div>{_html_table(summary.evidence, ["share_all", "share_accepted"])}</div></div>
-<h2>Reasoning quality (percent)</h2>
-<p class="muted">Quotation and groundedness are verified deterministically by stage two's checks.
-Relevance is measured by the relevance check (the cited cues point toward the label in the table
-below; no quote of a sentence the corpus speaks with several emotions), or by the LLM judge where the
-judge check ran; answers neither could judge are left out of it. The paper's column is its
-LLM-judged score for its own model (Zhang et al., 2025), on other data: not a like-for-like comparison.
-A reader's judgement of a sample remains the test of whether a rationale is worth training on.</p>
-{_html_table(quality_table(summary))}
-<h2>Relevance table</h2>
-<p class="muted">Fitted on the training split's speaker-normalised profiles: a cue supports an emotion when
-it deviates the same way as the emotion's typical deviation (*), contradicts it when it deviates the
-other way; unknown cells (too few utterances) draw no verdict.</p>
-<div class="panel">{plot_relevance(summary)}</div>
-{corpus}
-<h2>Samples: accepted and rejected rationales per label</h2>
-<p class="muted">Up to {per_label} of each per label (seed {seed}); measured cues come from the acoustic
-profiles{"" if cues is not None else " (none given for this run)"}.</p>
-{_samples(records, cues, per_label, seed)}
-</main></body></html>
-"""
+        corpus = frame_table(counts)
+    plots = {
+        "acceptance": plot_acceptance_by_label(summary),
+        "failed_rules": plot_failed_rules(summary),
+        "lengths": plot_lengths(summary),
+        "evidence": plot_evidence(summary),
+        "relevance": plot_relevance(summary),
+    }
+    tables = {
+        "by_dataset": frame_table(summary.by_dataset, ["rate"]),
+        "by_style": frame_table(summary.by_style, ["rate"]),
+        "by_check": frame_table(summary.by_check, ["share_of_rejected"]),
+        "by_rule": frame_table(summary.by_rule, ["share_of_rejected"]),
+        "lengths": frame_table(summary.lengths.round(1)),
+        "evidence": frame_table(summary.evidence, ["share_all", "share_accepted"]),
+        "quality": frame_table(quality_table(summary)),
+        "corpus": corpus,
+    }
+    return render(
+        "pipeline.audit",
+        "audit.html.j2",
+        source=source,
+        generated=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        kpis=kpis,
+        plots=plots,
+        tables=tables,
+        per_label=per_label,
+        seed=seed,
+        with_cues=cues is not None,
+        cues=cues or {},
+        samples=_samples(records, per_label, seed),
+    )
