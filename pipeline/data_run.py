@@ -36,7 +36,8 @@ from pipeline.config import load_config, user_settings, write_resolved
 from pipeline.corpora import PROFILE_REJECTS_FILE, CorpusConfig, corpora_for_run
 from pipeline.datasets import load_dataset
 from pipeline.datasets.demo import BUNDLED as DEMO_CORPUS
-from pipeline.generate import GenerateConfig, generate, generate_blind
+from pipeline.generate import generate, generate_blind
+from pipeline.generate_config import GenerateConfig
 from pipeline.llm.base import Sampling
 from pipeline.llm.config import LLMConfig
 from pipeline.llm.embedded import EMBEDDED

@@ -67,7 +67,7 @@ def test_a_changed_step_config_reruns_that_step_and_those_after(tmp_path, capsys
 
 def test_embedded_tuning_is_not_applied_to_another_teacher():
     from pipeline.data_run import EMBEDDED_SAMPLING, EMBEDDED_TEMPLATES
-    from pipeline.generate import STYLE_TEMPLATES, GenerateConfig
+    from pipeline.generate_config import STYLE_TEMPLATES, GenerateConfig
 
     embedded = load_data_config()
     assert embedded.generate.templates == {**STYLE_TEMPLATES, **EMBEDDED_TEMPLATES}

@@ -15,7 +15,8 @@ from typing import Any
 
 from scripted_server import FAULTS, ScriptedServer  # tests/ is on sys.path (pytest rootdir conftest)
 
-from pipeline.generate import GenerateConfig, generate
+from pipeline.generate import generate
+from pipeline.generate_config import GenerateConfig
 from pipeline.labels import Emotion
 from pipeline.llm.base import Sampling
 from pipeline.llm.config import LLMConfig
@@ -100,7 +101,8 @@ def test_every_utterance_ends_as_answer_or_reject(tmp_path: Path) -> None:
 def _child_script(url: str, out: Path, count: int) -> str:
     return textwrap.dedent(
         f"""
-        from pipeline.generate import GenerateConfig, generate
+        from pipeline.generate import generate
+        from pipeline.generate_config import GenerateConfig
         from pipeline.llm.base import Sampling
         from test_generate_faults import llm, utterances
         cfg = GenerateConfig(llm=llm({url!r}, concurrency=4), sampling=Sampling(n={N_CANDIDATES}), progress=False)

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from pipeline.commands import adapter_option
 from pipeline.data_run import load_data_config, run_data
 from pipeline.datasets import DATASETS
-from pipeline.generate import STYLE_TEMPLATES
+from pipeline.generate_config import STYLE_TEMPLATES
 from pipeline.splits import LeakageError, SplitError
 
 

@@ -22,7 +22,8 @@ from pathlib import Path
 from pipeline.commands import adapter_option
 from pipeline.config import load_config, write_resolved
 from pipeline.datasets import DATASETS, load_dataset
-from pipeline.generate import STYLE_TEMPLATES, GenerateConfig, generate
+from pipeline.generate import generate
+from pipeline.generate_config import STYLE_TEMPLATES, GenerateConfig
 from pipeline.labels import PROTOCOLS
 
 RESOLVED_CONFIG = "generate.config.yaml"
