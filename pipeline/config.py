@@ -41,6 +41,13 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
+def apply_overrides(tree: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set every (dotted or nested) key of ``overrides`` in ``tree``, None included; sections merge."""
+    for key, value in overrides.items():
+        _set_dotted(tree, key, value)
+    return tree
+
+
 def user_settings(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """What the user set: the YAML file, then ``overrides`` (None values skipped), as one nested tree."""
     tree: dict[str, Any] = {}

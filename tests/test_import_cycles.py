@@ -143,3 +143,26 @@ def test_find_cycles_names_every_circle_and_nothing_else():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"f"}, "f": {"e"}, "g": {"a"}}
     assert find_cycles(graph) == [["a", "b", "c", "a"], ["e", "f", "e"]]
     assert find_cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+
+
+COMMAND_PACKAGES = ("pipeline.commands", "model.commands")
+ENTRY_POINTS = ("pipeline.cli",)
+
+
+def _is_command(module: str) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in COMMAND_PACKAGES)
+
+
+def test_library_code_imports_no_command_and_commands_import_no_other_command():
+    """A command is a thin shell over library functions: library code never reaches up into one, and
+    what two commands share lives in their package's __init__ (or the library), not in one of them."""
+    graph = import_graph(ROOT)
+    wrong = []
+    for module, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            if not _is_command(target) or target in COMMAND_PACKAGES and _is_command(module):
+                continue
+            if module in ENTRY_POINTS and target in COMMAND_PACKAGES:
+                continue  # the dispatcher builds the flags with the commands' shared helpers
+            wrong.append(f"{module} imports {target}")
+    assert not wrong, "\n".join(wrong)

@@ -3,7 +3,7 @@
 A command's flags are generated from its typed config (a pydantic model, ``Args`` in the command's
 module) by pydantic-settings: a flag's name is the field's name in kebab case (``max_new_tokens``:
 ``--max-new-tokens``), a nested model's fields are dotted (``--llm.base-urls``), a list field is
-repeated (``--style a --style b``), a ``bool`` that defaults to False is ``--flag`` and one that
+repeated (``--styles a --styles b``), a ``bool`` that defaults to False is ``--flag`` and one that
 defaults to True is ``--no-flag``. Values are checked by the model, so a bad one is a one-line
 error naming the flag, never a traceback.
 """
@@ -29,6 +29,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, model: type[BaseModel]
         cli_implicit_flags="toggle",
         cli_hide_none_type=True,
         cli_avoid_json=True,
+        cli_parse_none_str="null",  # as in YAML: --eval-split null
         cli_enforce_required=True,
     )
 
