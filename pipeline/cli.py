@@ -1,9 +1,7 @@
 """The ``emoreason`` command. Each subcommand lives in its own module, imported only when used.
 
 A subcommand module provides its typed config ``Args`` (a pydantic model; the flags are generated
-from it, see pipeline/commands/__init__.py) and ``run(args: Args) -> int``. ``emoreason bench``
-(benchmarks/run.py) still declares argparse flags itself: ``add_arguments(parser)`` and
-``run(namespace)``. The table names modules by string so that ``emoreason --help`` stays fast and
+from it, see pipeline/commands/__init__.py) and ``run(args: Args) -> int``. The table names modules by string so that ``emoreason --help`` stays fast and
 ``pipeline`` does not import ``model`` (the training and evaluation commands live there).
 """
 
@@ -37,8 +35,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser(selected: str | None = None) -> tuple[argparse.ArgumentParser, CliSettingsSource | None]:
-    """The parser, with the flags of the ``selected`` command only; its settings source, when its flags
-    come from a typed config."""
+    """The parser, with the flags of the ``selected`` command only, and their settings source."""
     parser = argparse.ArgumentParser(prog="emoreason", description="Speech emotion reasoning with multitask AudioLLMs.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     source = None
@@ -47,11 +44,7 @@ def build_parser(selected: str | None = None) -> tuple[argparse.ArgumentParser, 
             name, help=help_text, description=help_text, formatter_class=argparse.RawDescriptionHelpFormatter
         )
         if name == selected:
-            module = importlib.import_module(module_name)
-            if hasattr(module, "Args"):
-                source = add_config_arguments(sp, module.Args)
-            else:
-                module.add_arguments(sp)
+            source = add_config_arguments(sp, importlib.import_module(module_name).Args)
     return parser, source
 
 
@@ -68,8 +61,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     module = importlib.import_module(SUBCOMMANDS[namespace.command][0])
-    if source is None:
-        return int(module.run(namespace) or 0)
     try:
         args = parse_config(module.Args, source, namespace)
     except ConfigError as err:

@@ -10,9 +10,6 @@ import yaml
 from pipeline.cli import SUBCOMMANDS, build_parser, main
 from pipeline.commands import parse_config
 
-# `emoreason bench` runs benchmarks/run.py, which declares argparse flags of its own.
-HAND_ROLLED = {"bench"}
-
 
 def _parse(command: str, argv: list[str]):
     parser, source = build_parser(command)
@@ -20,7 +17,7 @@ def _parse(command: str, argv: list[str]):
     return parse_config(module.Args, source, parser.parse_args([command, *argv]))
 
 
-@pytest.mark.parametrize("command", sorted(set(SUBCOMMANDS) - HAND_ROLLED))
+@pytest.mark.parametrize("command", sorted(SUBCOMMANDS))
 def test_every_command_has_a_typed_config_and_its_fields_are_the_flags(command, capsys):
     module = importlib.import_module(SUBCOMMANDS[command][0])
     _, source = build_parser(command)
