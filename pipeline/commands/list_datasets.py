@@ -35,7 +35,7 @@ class Args(BaseModel):
     show_rejects: int = Field(
         DEFAULT_REJECT_EXAMPLES,
         ge=0,
-        description=f"examples shown per reject reason (default {DEFAULT_REJECT_EXAMPLES})",
+        description="examples shown per reject reason",
     )
 
 
