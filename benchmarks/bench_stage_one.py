@@ -83,7 +83,8 @@ def client(url: str, count: int, concurrency: int, core: int, profile: str | Non
     import pandas  # noqa: F401
 
     import pipeline.llm.openai_backend  # noqa: F401
-    from pipeline.generate import GenerateConfig, generate
+    from pipeline.generate import generate
+    from pipeline.generate_config import GenerateConfig
     from pipeline.llm.base import Sampling
     from pipeline.llm.config import LLMConfig
 

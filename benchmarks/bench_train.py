@@ -71,8 +71,7 @@ def throughput_results(quick: bool) -> list[Result]:
         cfg = load_train_config(
             config,
             {"out": tmp, "max_steps": steps, "save_every": 10_000, "progress": False, "tensorboard": False,
-             "device": "cpu", "optim.warmup_steps": 1},
-            {"eval_split": None},  # time training only
+             "device": "cpu", "optim.warmup_steps": 1, "eval_split": None},  # no evaluation: time training only
         )  # fmt: skip
         by_task = split_by_task(examples, cfg.train_split)
         cfg = cfg.model_copy(update={"tasks": [t for t, exs in by_task.items() if len(exs) >= cfg.global_batch_size]})

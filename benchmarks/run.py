@@ -6,7 +6,6 @@ Targets are reported, never asserted: benchmarks are not tests.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
 import platform
@@ -15,6 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import CliPositionalArg
 
 HERE = Path(__file__).parent
 
@@ -33,10 +34,15 @@ def available() -> list[str]:
     return sorted(p.stem.removeprefix("bench_") for p in HERE.glob("bench_*.py"))
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all): {', '.join(available())}")
-    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
-    parser.add_argument("--json", default="runs/bench/results.json", help="where to write the results")
+class Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    names: CliPositionalArg[list[str]] = Field(
+        default_factory=list, description=f"benchmarks to run (default: all): {', '.join(available())}"
+    )
+    quick: bool = Field(False, description="smaller sizes, for a smoke run")
+    # `json` would shadow BaseModel.json: the field has another name, the flag is --json.
+    json_path: str = Field("runs/bench/results.json", validation_alias="json", description="where to write the results")
 
 
 def machine() -> dict[str, str]:
@@ -52,7 +58,7 @@ def machine() -> dict[str, str]:
     }
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Args) -> int:
     names = args.names or available()
     unknown = sorted(set(names) - set(available()))
     if unknown:
@@ -68,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n{'benchmark / metric':<{width}} {'value':>12}  {'unit':<22} {'target':<12} note")
     for r in results:
         print(f"{r.benchmark + ' / ' + r.metric:<{width}} {r.value:>12.4g}  {r.unit:<22} {r.target:<12} {r.note}")
-    out = Path(args.json)
+    out = Path(args.json_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": machine(), "results": [asdict(r) for r in results]}, indent=2))
     print(f"\nwrote {out}")

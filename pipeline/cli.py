@@ -1,8 +1,8 @@
 """The ``emoreason`` command. Each subcommand lives in its own module, imported only when used.
 
-A subcommand module provides ``add_arguments(parser)`` and ``run(args) -> int``. The table names
-modules by string so that ``emoreason --help`` stays fast and ``pipeline`` does not import
-``model`` (the training and evaluation commands live there).
+A subcommand module provides its typed config ``Args`` (a pydantic model; the flags are generated
+from it, see pipeline/commands/__init__.py) and ``run(args: Args) -> int``. The table names modules by string so that ``emoreason --help`` stays fast and
+``pipeline`` does not import ``model`` (the training and evaluation commands live there).
 """
 
 from __future__ import annotations
@@ -10,6 +10,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from pydantic_settings import CliSettingsSource
+
+from pipeline.commands import ConfigError, add_config_arguments, parse_config
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     # name: (module, one-line help)
@@ -30,29 +34,39 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+def build_parser(selected: str | None = None) -> tuple[argparse.ArgumentParser, CliSettingsSource | None]:
+    """The parser, with the flags of the ``selected`` command only, and their settings source."""
     parser = argparse.ArgumentParser(prog="emoreason", description="Speech emotion reasoning with multitask AudioLLMs.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module, help_text) in SUBCOMMANDS.items():
-        sp = sub.add_parser(name, help=help_text, description=help_text)
+    source = None
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sp = sub.add_parser(
+            name, help=help_text, description=help_text, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         if name == selected:
-            importlib.import_module(module).add_arguments(sp)
-    return parser
+            source = add_config_arguments(sp, importlib.import_module(module_name).Args)
+    return parser, source
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     selected = next((a for a in argv if not a.startswith("-")), None)
     if selected is not None and selected not in SUBCOMMANDS:
-        build_parser().print_usage(sys.stderr)
+        build_parser()[0].print_usage(sys.stderr)
         print(f"emoreason: unknown command {selected!r}; choose one of {', '.join(SUBCOMMANDS)}", file=sys.stderr)
         return 2
-    parser = build_parser(selected)
-    args = parser.parse_args(argv)
-    if args.command is None:
+    parser, source = build_parser(selected)
+    namespace = parser.parse_args(argv)
+    if namespace.command is None:
         parser.print_help()
         return 2
-    return int(importlib.import_module(SUBCOMMANDS[args.command][0]).run(args) or 0)
+    module = importlib.import_module(SUBCOMMANDS[namespace.command][0])
+    try:
+        args = parse_config(module.Args, source, namespace)
+    except ConfigError as err:
+        print(f"emoreason {namespace.command}: {err}", file=sys.stderr)
+        return 2
+    return int(module.run(args) or 0)
 
 
 if __name__ == "__main__":

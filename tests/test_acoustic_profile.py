@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 
 import numpy as np
@@ -229,14 +228,12 @@ def test_many_shards_are_merged_without_losing_rows(tmp_path, corpus, monkeypatc
 
 
 def test_profile_command_writes_a_run(tmp_path, corpus, monkeypatch, capsys):
+    from pipeline.cli import main
     from pipeline.commands import profile as command
     from pipeline.datasets import AdapterResult
 
     monkeypatch.setattr(command, "load_dataset", lambda *a, **k: AdapterResult(utterances=corpus))
-    parser = argparse.ArgumentParser()
-    command.add_arguments(parser)
-    args = parser.parse_args(["demo", "--out", str(tmp_path / "cmd"), "--workers", "1"])
-    assert command.run(args) == 0
+    assert main(["profile", "demo", "--out", str(tmp_path / "cmd"), "--workers", "1"]) == 0
     printed = capsys.readouterr().out
     assert "profiled 12 utterances" in printed and "no_audio: 1" in printed and "missing_audio" in printed
     assert len(load_profiles(tmp_path / "cmd")) == 12

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import shutil
@@ -15,7 +14,8 @@ from factories_verified import corpus_records, verified
 
 from pipeline.audit import format_summary, summarise
 from pipeline.audit.report import render_report
-from pipeline.commands import audit as audit_command
+from pipeline.audit.run import load_verified
+from pipeline.cli import main
 from pipeline.parquet import write_records
 from pipeline.records import VerifiedRecord
 from pipeline.verdict import CheckName, Reason
@@ -135,29 +135,28 @@ def _run_folder(tmp_path, with_profiles=True):
     return records
 
 
-def _args(path, **kw):
-    parser = argparse.ArgumentParser()
-    audit_command.add_arguments(parser)
-    return parser.parse_args([str(path), *(f"--{k.replace('_', '-')}={v}" for k, v in kw.items())])
+def _audit(path, **kw) -> int:
+    """``emoreason audit PATH --key value ...``, through the flags generated from AuditConfig."""
+    return main(["audit", str(path), *(f"--{k.replace('_', '-')}={v}" for k, v in kw.items())])
 
 
 def test_command_on_run_folder_and_file(tmp_path, capsys):
     _run_folder(tmp_path)
-    assert audit_command.run(_args(tmp_path)) == 0
+    assert _audit(tmp_path) == 0
     out = capsys.readouterr().out
     assert "8 candidates for 8 utterances: 2 accepted (25.0%)" in out and "Training examples" in out
     html = (tmp_path / "audit.html").read_text()
     assert "pitch well above this speaker&#39;s usual" in html and "emotion_reasoning" in html
     # A parquet path works too, and --out moves the report.
-    assert audit_command.run(_args(tmp_path / "verified.parquet", out=tmp_path / "r" / "a.html")) == 0
+    assert _audit(tmp_path / "verified.parquet", out=tmp_path / "r" / "a.html") == 0
     assert (tmp_path / "r" / "a.html").is_file()
 
 
 def test_command_errors(tmp_path, capsys):
-    assert audit_command.run(_args(tmp_path)) == 1
+    assert _audit(tmp_path) == 1
     assert "verified.parquet not found" in capsys.readouterr().err
     _run_folder(tmp_path, with_profiles=False)
-    assert audit_command.run(_args(tmp_path, profiles=tmp_path / "nope.parquet")) == 0  # profiles are optional
+    assert _audit(tmp_path, profiles=tmp_path / "nope.parquet") == 0  # profiles are optional
     assert "nope.parquet not found; the report shows no measured cues" in capsys.readouterr().err
     assert "none given for this run" in (tmp_path / "audit.html").read_text()
 
@@ -189,6 +188,6 @@ def test_partitioned_verified_folder(tmp_path):
     write_records(records, tmp_path / "all.parquet", VerifiedRecord)
     table = pq.read_table(tmp_path / "all.parquet")
     pq.write_to_dataset(table, tmp_path / "run" / "verified.parquet", partition_cols=["accepted"])
-    loaded = audit_command.load_verified(tmp_path / "run" / "verified.parquet")
+    loaded = load_verified(tmp_path / "run" / "verified.parquet")
     assert sorted(r.id for r in loaded) == sorted(r.id for r in records)
     assert sum(r.accepted for r in loaded) == 2

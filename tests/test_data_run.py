@@ -67,7 +67,7 @@ def test_a_changed_step_config_reruns_that_step_and_those_after(tmp_path, capsys
 
 def test_embedded_tuning_is_not_applied_to_another_teacher():
     from pipeline.data_run import EMBEDDED_SAMPLING, EMBEDDED_TEMPLATES
-    from pipeline.generate import STYLE_TEMPLATES, GenerateConfig
+    from pipeline.generate_config import STYLE_TEMPLATES, GenerateConfig
 
     embedded = load_data_config()
     assert embedded.generate.templates == {**STYLE_TEMPLATES, **EMBEDDED_TEMPLATES}
@@ -96,8 +96,18 @@ def _argv(url: str, out) -> list[str]:
     # (the plan sends nothing for an utterance with no cue that supports its label).
     settings = out.parent / "every-utterance.yaml"
     settings.write_text("generate: {evidence_plan: 'off'}\n")
-    argv = ["data", "--out", str(out), "--backend", "openai", "--model", "scripted", "--base-url", url]
-    return argv + ["--limit", "6", "--workers", "1", "--no-hf", "--config", str(settings)]
+    argv = [
+        "data",
+        "--out",
+        str(out),
+        "--generate.llm.backend",
+        "openai",
+        "--generate.llm.model",
+        "scripted",
+        "--generate.llm.base-urls",
+        url,
+    ]
+    return argv + ["--generate.limit", "6", "--workers", "1", "--no-hf-export", "--config", str(settings)]
 
 
 def test_failed_requests_stop_the_run_with_exit_1_and_the_rerun_reasks_exactly_them(tmp_path, capsys):
@@ -129,7 +139,17 @@ def test_data_takes_the_clients_timeout_concurrency_and_seed_as_flags(tmp_path):
 
     out = tmp_path / "run"
     with ScriptedServer() as server:
-        argv = [*_argv(server.url, out), "--limit", "2", "--concurrency", "3", "--timeout", "600", "--seed", "7"]
+        argv = [
+            *_argv(server.url, out),
+            "--generate.limit",
+            "2",
+            "--generate.llm.concurrency",
+            "3",
+            "--generate.llm.timeout-s",
+            "600",
+            "--generate.sampling.seed",
+            "7",
+        ]
         assert main(argv) == 0
     resolved = yaml.safe_load((out / "data.config.yaml").read_text())["generate"]
     assert resolved["llm"]["concurrency"] == 3 and resolved["llm"]["timeout_s"] == 600

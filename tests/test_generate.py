@@ -11,7 +11,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.generate import GenerateConfig, generate, generate_blind
+from pipeline.generate import generate, generate_blind
+from pipeline.generate_config import GenerateConfig
 from pipeline.labels import Emotion
 from pipeline.llm.base import LLMRequest, LLMResult, Sampling
 from pipeline.parquet import read_records, to_table

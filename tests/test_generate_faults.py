@@ -15,7 +15,8 @@ from typing import Any
 
 from scripted_server import FAULTS, ScriptedServer  # tests/ is on sys.path (pytest rootdir conftest)
 
-from pipeline.generate import GenerateConfig, generate
+from pipeline.generate import generate
+from pipeline.generate_config import GenerateConfig
 from pipeline.labels import Emotion
 from pipeline.llm.base import Sampling
 from pipeline.llm.config import LLMConfig
@@ -100,7 +101,8 @@ def test_every_utterance_ends_as_answer_or_reject(tmp_path: Path) -> None:
 def _child_script(url: str, out: Path, count: int) -> str:
     return textwrap.dedent(
         f"""
-        from pipeline.generate import GenerateConfig, generate
+        from pipeline.generate import generate
+        from pipeline.generate_config import GenerateConfig
         from pipeline.llm.base import Sampling
         from test_generate_faults import llm, utterances
         cfg = GenerateConfig(llm=llm({url!r}, concurrency=4), sampling=Sampling(n={N_CANDIDATES}), progress=False)
@@ -170,8 +172,8 @@ def test_command_line_runs_and_resumes(tmp_path: Path, capsys) -> None:
     from pipeline.cli import main
 
     with ScriptedServer() as server:
-        argv = ["generate", "demo", "--out", str(tmp_path), "--backend", "openai", "--model", "scripted"]
-        argv += ["--base-url", server.url, "--limit", "5", "--n", "1", "--no-progress"]
+        argv = ["generate", "demo", "--out", str(tmp_path), "--llm.backend", "openai", "--llm.model", "scripted"]
+        argv += ["--llm.base-urls", server.url, "--limit", "5", "--sampling.n", "1", "--no-progress"]
         assert main(argv) == 0
         first = capsys.readouterr().out
         assert main(argv) == 0
@@ -199,8 +201,8 @@ def test_command_line_takes_an_empty_profiles_table_as_no_audio(tmp_path: Path) 
 
     write_records([], tmp_path / "profiles" / "profiles.parquet", AcousticProfile)
     with ScriptedServer() as server:
-        argv = ["generate", "demo", "--out", str(tmp_path), "--backend", "openai", "--model", "scripted"]
-        assert main([*argv, "--base-url", server.url, "--limit", "3", "--n", "1", "--no-progress"]) == 0
+        argv = ["generate", "demo", "--out", str(tmp_path), "--llm.backend", "openai", "--llm.model", "scripted"]
+        assert main([*argv, "--llm.base-urls", server.url, "--limit", "3", "--sampling.n", "1", "--no-progress"]) == 0
     rows = read_records(tmp_path / "generations.parquet", GenerationRecord)
     assert {r.style for r in rows} == {"elaborate"} and all(r.answer is not None for r in rows)
 
@@ -209,8 +211,8 @@ def test_command_line_exits_1_when_requests_failed(tmp_path: Path, capsys) -> No
     from pipeline.cli import main
 
     with ScriptedServer(fault_rate=1.0, faults=("400",)) as server:
-        argv = ["generate", "demo", "--out", str(tmp_path), "--backend", "openai", "--model", "scripted"]
-        argv += ["--base-url", server.url, "--limit", "3", "--no-progress"]
+        argv = ["generate", "demo", "--out", str(tmp_path), "--llm.backend", "openai", "--llm.model", "scripted"]
+        argv += ["--llm.base-urls", server.url, "--limit", "3", "--no-progress"]
         assert main(argv) == 1
         assert "3 of 3 requests failed (http 400 after 1 attempt: 3)" in capsys.readouterr().err
         assert main([*argv, "--allow-partial"]) == 0

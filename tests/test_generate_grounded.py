@@ -8,7 +8,8 @@ from pathlib import Path
 from test_generate import FakeClient, cfg, utt
 
 from pipeline.data_run import EMBEDDED_TEMPLATES, DataConfig, load_data_config
-from pipeline.generate import GenerateConfig, generate, generate_blind
+from pipeline.generate import generate, generate_blind
+from pipeline.generate_config import GenerateConfig
 from pipeline.grounded import GROUNDED_SCHEMA_VERSION
 from pipeline.labels import PROTOCOLS
 from pipeline.llm.base import LLMRequest

@@ -13,61 +13,31 @@ profiles it measured (``<out>/profiles``, reused on the next run).
 
 from __future__ import annotations
 
-import argparse
-import shlex
 import sys
 from pathlib import Path
 
+from pydantic import AliasChoices, Field
+
+from model.baseline import BaselineConfig
+from model.commands import typed_command
 from pipeline.audio import Level
-from pipeline.commands import adapter_option
+from pipeline.config import AdapterOptions, adapter_options
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", default="ravdess", help="dataset adapter (emoreason list)")
-    parser.add_argument("--root", help="dataset folder")
-    parser.add_argument("--protocol", help="label protocol (default: the dataset's usual one)")
-    parser.add_argument(
-        "-o", "--option", action="append", default=[], metavar="KEY=VALUE", type=adapter_option,
-        help="dataset adapter option, YAML value (e.g. -o test_session=Ses05); RAVDESS default: "
-        "test_actors=[17,18,19,20] dev_actors=[21,22,23,24] (train on 1-16)",
-    )  # fmt: skip
-    parser.add_argument("--train-split", default="train")
-    parser.add_argument(
-        "--test-split", default=None,
-        help="split tested (default: test; with a separate test source: all, i.e. every utterance it holds)",
-    )  # fmt: skip
-    test = parser.add_argument_group("a separate test source (train on --root, test on this)")
-    test.add_argument("--test-dataset", help="its adapter (default: --dataset)")
-    test.add_argument("--test-root", help="its folder or manifest file")
-    test.add_argument("--test-protocol", help="its label protocol (default: its usual one)")
-    test.add_argument(
-        "--test-option", action="append", default=[], metavar="KEY=VALUE", type=adapter_option,
-        help="its adapter option (e.g. --test-option label_map=map.yaml for a manifest)",
-    )  # fmt: skip
-    norm = parser.add_argument_group("normalisation")
-    norm.add_argument(
-        "--speaker-norm", action=argparse.BooleanOptionalAction, default=None,
-        help="per-speaker z-scores from each speaker's own unlabelled utterances (default: on for the profile, "
-        "whose own z-scores it uses, --no-speaker-norm giving raw measures; off for encoder states)",
-    )  # fmt: skip
-    norm.add_argument(
-        "--level", choices=[lv.value for lv in Level], default=Level.none.value,
-        help="scale each waveform before measuring or encoding: peak to -1 dBFS, or RMS to -23 dBFS",
-    )  # fmt: skip
-    parser.add_argument("--profiles", help="existing profiles (parquet or `emoreason profile` folder)")
-    parser.add_argument("--workers", type=int, default=1, help="processes measuring profiles")
-    parser.add_argument(
-        "--features", choices=["profile", "encoder", "adapter"], default="profile",
-        help="acoustic profile (default), a Whisper encoder's pooled hidden states (a linear probe), or a trained "
-        "AudioLLM's pooled adapter output tokens (--checkpoint): what reaches its decoder",
-    )  # fmt: skip
-    parser.add_argument("--checkpoint", help="--features adapter: the AudioLLM (saved model or training run folder)")
-    parser.add_argument(
-        "--encoder", default="embedded:whisper-tiny.en", help="Whisper checkpoint for --features encoder"
+class Args(BaselineConfig):
+    """The baseline's config, where it writes, and its name in reports."""
+
+    options: AdapterOptions = adapter_options(
+        "dataset adapter option, YAML value (e.g. -o test_session=Ses05); RAVDESS default: "
+        "test_actors=[17,18,19,20] dev_actors=[21,22,23,24] (train on 1-16)"
     )
-    parser.add_argument("--encoder-layer", type=int, default=2, help="hidden state for --features encoder")
-    parser.add_argument("--out", default=None, help="output folder (default runs/baseline-<dataset>)")
-    parser.add_argument("--name", help="run name in reports (default: baseline (profile + LR))")
+    test_options: AdapterOptions = Field(
+        default_factory=dict,
+        validation_alias=AliasChoices("test_option", "test_options"),
+        description="the separate test source's adapter option (e.g. --test-option label_map=map.yaml)",
+    )
+    out: str | None = Field(None, description="output folder (default runs/baseline-<dataset>)")
+    name: str | None = Field(None, description="run name in reports (default: baseline (profile + LR))")
 
 
 def _default_name(cfg) -> str:
@@ -85,13 +55,8 @@ def _default_name(cfg) -> str:
     return f"{name} [{', '.join(notes)}]" if notes else name
 
 
-def _command(name: str) -> str:
-    """The command line as typed, when this process is `emoreason <name>` (not a test harness)."""
-    return shlex.join(["emoreason", *sys.argv[1:]]) if sys.argv[1:2] == [name] else ""
-
-
-def run(args: argparse.Namespace) -> int:
-    from model.baseline import BaselineConfig, run_baseline
+def run(args: Args) -> int:
+    from model.baseline import run_baseline
     from model.eval.metrics import plot_confusion
     from model.eval.report import (
         RunSummary,
@@ -104,27 +69,8 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.parquet import write_records, write_table_atomic
 
     out = Path(args.out or f"runs/baseline-{args.dataset}")
+    cfg = BaselineConfig.model_validate(args.model_dump(include=set(BaselineConfig.model_fields)))
     try:
-        cfg = BaselineConfig(
-            dataset=args.dataset,
-            root=args.root,
-            protocol=args.protocol,
-            options=dict(args.option),
-            train_split=args.train_split,
-            test_split=args.test_split,
-            test_dataset=args.test_dataset,
-            test_root=args.test_root,
-            test_protocol=args.test_protocol,
-            test_options=dict(args.test_option),
-            profiles=args.profiles,
-            workers=args.workers,
-            features=args.features,
-            checkpoint=args.checkpoint,
-            encoder=args.encoder,
-            encoder_layer=args.encoder_layer,
-            speaker_norm=args.speaker_norm,
-            level=args.level,
-        )
         result = run_baseline(cfg, out, progress=sys.stderr.isatty())
     except (ValueError, FileNotFoundError, NotADirectoryError) as err:
         print(f"emoreason baseline: {err}", file=sys.stderr)
@@ -148,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         n_rejects=len(result.rejects),
         metrics=result.metrics,
         timing={"elapsed_s": round(result.elapsed_s, 2), "n_train": result.n_train},
-        command=_command("baseline"),
+        command=typed_command("baseline"),
     )
     write_summary(summary, out)
     title = f"baseline on {summary.dataset} ({summary.split})"

@@ -6,6 +6,8 @@
     emoreason eval ... --judge-backend transformers                        # AudioBench judge, embedded model
     emoreason eval ... --judge-backend openai --judge-model Qwen/Qwen2.5-7B-Instruct --judge-url http://gpu:8000/v1
 
+The flags are EvalConfig's fields (model/eval/config.py).
+
 Writes into ``--out``: ``predictions/part-*.parquet`` (one per batch; a re-run resumes, skipping
 answered utterances), ``predictions.parquet`` (all rows), ``judge.parquet`` (verdicts),
 ``confusion.png``, ``summary.json`` and ``report.html`` (this run and every ``--compare`` run).
@@ -13,77 +15,16 @@ answered utterances), ``predictions.parquet`` (all rows), ``judge.parquet`` (ver
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from pipeline.commands import adapter_option
+from model.commands import inference_device, typed_command
+from model.eval.config import EvalConfig
+
+Args = EvalConfig
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--checkpoint", required=True, help="saved AudioLLM, or a training run folder (final/ or latest)"
-    )
-    source = parser.add_argument_group("test data (a dataset adapter, or a corpus)")
-    source.add_argument("--dataset", default="ravdess", help="dataset adapter (emoreason list)")
-    source.add_argument("--root", help="dataset folder")
-    source.add_argument("--protocol", help="label protocol (default: the dataset's usual one)")
-    source.add_argument(
-        "-o", "--option", action="append", default=[], metavar="KEY=VALUE", type=adapter_option, help="adapter option"
-    )  # fmt: skip
-    source.add_argument("--corpus", help="corpus folder/parquet of TrainingExample rows (instead of --dataset)")
-    source.add_argument(
-        "--audio-root", action="append", default=[], metavar="[DATASET=]PATH",
-        help="with --corpus: the folder that holds its audio on this machine, when the dataset moved",
-    )  # fmt: skip
-    source.add_argument(
-        "--split", default="test",
-        help="split to evaluate (RAVDESS test = actors 17-20); 'all': every utterance of the folder or manifest",
-    )  # fmt: skip
-    source.add_argument(
-        "--model-labels", metavar="PROTOCOL",
-        help="the label protocol the model answers in (e.g. ravdess8), when the test set's differs: the "
-        "instruction lists its labels, gold labels merge onto it, gold classes it lacks count as wrong",
-    )  # fmt: skip
-    source.add_argument(
-        "--task", choices=["emotion_reasoning", "emotion_recognition"], default=None,
-        help="instruction pool asked (dataset default: emotion_reasoning; corpus default: both if unambiguous)",
-    )  # fmt: skip
-    source.add_argument("--limit", type=int, help="first N utterances only (smoke tests)")
-    gen = parser.add_argument_group("generation")
-    gen.add_argument("--batch-size", type=int, default=8)
-    gen.add_argument("--max-new-tokens", type=int, default=256)
-    gen.add_argument("--device", default="auto", help="auto / cpu / cuda / cuda:1")
-    gen.add_argument(
-        "--score-labels", action="store_true",
-        help="rank the protocol's labels by the model's log-probability of answering each, instead of generating",
-    )  # fmt: skip
-    judge = parser.add_argument_group("AudioBench judge and reasoning quality")
-    judge.add_argument("--judge-backend", choices=["transformers", "openai", "vllm"], help="enable the LLM judge")
-    judge.add_argument("--judge-model", default="embedded", help="hub id / path / served name ('embedded': SmolLM2)")
-    judge.add_argument("--judge-url", action="append", default=[], help="OpenAI-compatible base URL (repeatable)")
-    judge.add_argument("--profiles", help="acoustic profiles of the test utterances, for acoustic grounding")
-    out = parser.add_argument_group("output")
-    out.add_argument("--out", help="output folder (default runs/eval-<dataset>-<split>)")
-    out.add_argument("--name", help="run name in reports (default: the checkpoint folder's name)")
-    out.add_argument(
-        "--score-only", action="store_true",
-        help="generate nothing: score the answers already in --out (labels re-extracted with the current rules)",
-    )  # fmt: skip
-    out.add_argument(
-        "--compare", nargs="*", default=[], metavar="RUN", help="other eval/baseline folders to report beside"
-    )
-
-
-def _device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
-def run(args: argparse.Namespace) -> int:
+def run(args: EvalConfig) -> int:
     try:
         return _run(args)
     except (ValueError, FileNotFoundError, NotADirectoryError) as err:
@@ -91,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
-def _items(args):
+def _items(args: EvalConfig):
     from model.eval.run import items_from_corpus, items_from_dataset
     from pipeline.records import Task
 
@@ -107,17 +48,16 @@ def _items(args):
         return items, [], {}
     if args.audio_root:
         raise ValueError("--audio-root applies to --corpus; a dataset adapter reads its audio from --root")
-    options = dict(args.option)
     items, rejects, utterances = items_from_dataset(
-        args.dataset, args.root, args.split, args.protocol, task or Task.emotion_reasoning, args.model_labels, **options
-    )
+        args.dataset, args.root, args.split, args.protocol, task or Task.emotion_reasoning, args.model_labels,
+        **args.options,
+    )  # fmt: skip
     return items, rejects, {u.id: u for u in utterances}
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: EvalConfig) -> int:
     from collections import Counter
 
-    from model.commands.baseline import _command
     from model.config import CheckpointError
     from model.eval.extract import Status
     from model.eval.metrics import classification_metrics, plot_confusion, scoring_labels
@@ -208,7 +148,7 @@ def _run(args: argparse.Namespace) -> int:
             "answered_now": stats.answered,
             "resumed": stats.skipped,
         },
-        command=_command("eval"),
+        command=typed_command("eval"),
     )
     write_summary(summary, out)
     report = write_report([summary, *compare], out / "report.html", title=f"{summary.name} on {source} ({args.split})")
@@ -221,12 +161,12 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _generate(args, checkpoint: Path, items, parts: Path):
+def _generate(args: EvalConfig, checkpoint: Path, items, parts: Path):
     from model.audiollm import AudioLLM
     from model.collator import AudioCollator
     from model.eval.run import generate_predictions
 
-    device = _device(args.device)
+    device = inference_device(args.device)
     print(f"loading {checkpoint} on {device}", file=sys.stderr)
     model = AudioLLM.from_pretrained(checkpoint).to(device)
     collator = AudioCollator(model.tokenizer, model.counter, model.config.audio_marker)
@@ -244,7 +184,7 @@ def _run_name(checkpoint: Path) -> str:
     return checkpoint.name
 
 
-def _judge(args, rows, out: Path):
+def _judge(args: EvalConfig, rows, out: Path):
     from model.eval.reasoning import judged_quality
     from pipeline.judge import Judge, JudgeConfig, JudgeItem, JudgeVerdict, judge_score
     from pipeline.llm.config import LLMConfig, make_client

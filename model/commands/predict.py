@@ -12,26 +12,31 @@ name and skipped; the exit status is 1 when any file failed, 2 when the checkpoi
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import CliPositionalArg
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("audio", nargs="+", help="audio files")
-    parser.add_argument("--checkpoint", required=True, help="saved AudioLLM, or a training run folder")
-    parser.add_argument("--transcript", action="append", default=[], help="what is said (once per file, in order)")
-    parser.add_argument("--protocol", default="all", help="label set named in the question (e.g. ravdess8, iemocap4)")
-    parser.add_argument(
-        "--task", choices=["emotion_reasoning", "emotion_recognition"], default="emotion_reasoning",
-        help="ask for a rationale (default) or the label only",
-    )  # fmt: skip
-    parser.add_argument("--max-new-tokens", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--json", action="store_true", help="print one JSON array instead of text")
+from model.commands import inference_device
+from model.eval.config import EvalTask
+
+
+class Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    audio: CliPositionalArg[list[str]] = Field(description="audio files")
+    checkpoint: str = Field(description="saved AudioLLM, or a training run folder")
+    transcript: list[str] = Field(default_factory=list, description="what is said (once per file, in order)")
+    protocol: str = Field("all", description="label set named in the question (e.g. ravdess8, iemocap4)")
+    task: EvalTask = Field("emotion_reasoning", description="ask for a rationale (default) or the label only")
+    max_new_tokens: int = Field(256, ge=1)
+    batch_size: int = Field(8, ge=1)
+    device: str = Field("auto", description="auto / cpu / cuda / cuda:1")
+    # `json` would shadow BaseModel.json: the field has another name, the flag is --json.
+    as_json: bool = Field(False, validation_alias="json", description="print one JSON array instead of text")
 
 
 @dataclass
@@ -53,7 +58,7 @@ def _fail(message: str) -> int:
     return 2
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Args) -> int:
     from model.config import CheckpointError
     from model.eval.run import resolve_checkpoint
     from pipeline.audio import SAMPLE_RATE, AudioError, load_audio
@@ -85,20 +90,19 @@ def run(args: argparse.Namespace) -> int:
             _answer(waves, checkpoint, proto, args)
         except CheckpointError as err:
             return _fail(f"refusing checkpoint: {err}")
-    _print(predictions, args.json)
+    _print(predictions, args.as_json)
     return 1 if any(p.error for p in predictions) else 0
 
 
-def _answer(waves, checkpoint: Path, proto, args) -> None:
+def _answer(waves, checkpoint: Path, proto, args: Args) -> None:
     from model.audiollm import AudioLLM
     from model.collator import AudioCollator, AudioPrompt
-    from model.commands.evaluate import _device
     from model.eval.extract import extract_label
     from pipeline.audio import SAMPLE_RATE
     from pipeline.questions import DEFAULT_KIND, load_pool
     from pipeline.records import Task
 
-    device = _device(args.device)
+    device = inference_device(args.device)
     model = AudioLLM.from_pretrained(checkpoint).to(device).eval()
     collator = AudioCollator(model.tokenizer, model.counter, model.config.audio_marker)
     window = model.counter.max_samples  # the collator cuts every clip to the encoders' window

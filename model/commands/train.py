@@ -3,10 +3,11 @@
     emoreason train --config configs/tiny.yaml --corpus runs/demo/corpora --max-steps 200
     torchrun --standalone --nproc_per_node=8 -m model.commands.train --config configs/paper.yaml
     emoreason train --config configs/tiny.yaml --resume          # continue the run in --out
+    emoreason train --config configs/tiny.yaml --schedule.mode joint --optim.lr 1e-4 --eval-split null
 
-The config file's ``model:`` section builds the model, its ``train:`` section the trainer; flags
-override single values (``--set optim.lr=1e-4`` for any other). The resolved configs are written
-next to the run's outputs.
+The config file's ``model:`` section builds the model, its ``train:`` section the trainer; every
+TrainConfig field is a flag of the same name (nested ones dotted) that overrides it. The resolved
+configs are written next to the run's outputs.
 """
 
 from __future__ import annotations
@@ -15,70 +16,26 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
+from pydantic import Field, model_validator
+
+from model.train.config import TrainConfig
+from pipeline.commands import ConfigError, add_config_arguments, parse_config
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="YAML with model: and train: sections (configs/*.yaml)")
-    parser.add_argument("--corpus", help="corpus folder or parquet (train.corpus)")
-    parser.add_argument(
-        "--audio-root", action="append", metavar="[DATASET=]PATH",
-        help="the folder that holds the corpus's audio on this machine, when the dataset moved (train.audio_root)",
-    )  # fmt: skip
-    parser.add_argument("--out", help="run folder: logs, checkpoints, final model (train.out)")
-    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
-    parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--mode", choices=["alternating", "joint", "weighted"], help="task schedule (schedule.mode)")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--global-batch-size", type=int)
-    parser.add_argument("--micro-batch-size", type=int)
-    parser.add_argument("--lr", type=float, help="base learning rate (optim.lr)")
-    parser.add_argument("--eval-every", type=int)
-    parser.add_argument("--save-every", type=int)
-    parser.add_argument("--num-workers", type=int)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any train: key, dotted, YAML value (e.g. --set schedule.round_length=4)",
-    )
+class Args(TrainConfig):
+    """The trainer's config (the YAML file's ``train:`` section, then these flags), the model's file, resume."""
+
+    config: str = Field(description="YAML with model: and train: sections (configs/*.yaml)")
+    resume: bool = Field(False, description="continue from the latest checkpoint in --out")
+
+    @model_validator(mode="after")
+    def _batch_divisible(self) -> Args:
+        # Replaces TrainConfig's check of the same name: the flags alone are half a config (the
+        # YAML file holds the rest), and load_train_config checks the whole one.
+        return self
 
 
-def overrides(args: argparse.Namespace) -> dict:
-    """Flags given on the command line (None: not given)."""
-    return {
-        "corpus": args.corpus,
-        "audio_root": args.audio_root,
-        "out": args.out,
-        "max_steps": args.max_steps,
-        "epochs": args.epochs,
-        "schedule.mode": args.mode,
-        "device": args.device,
-        "global_batch_size": args.global_batch_size,
-        "micro_batch_size": args.micro_batch_size,
-        "optim.lr": args.lr,
-        "eval_every": args.eval_every,
-        "save_every": args.save_every,
-        "num_workers": args.num_workers,
-        "seed": args.seed,
-    }
-
-
-def set_values(items: list[str]) -> dict:
-    """``--set KEY=VALUE`` pairs, values parsed as YAML (``null`` sets None)."""
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
-        out[key] = yaml.safe_load(value)
-    return out
-
-
-def run(args: argparse.Namespace) -> int:
+def run(args: Args) -> int:
     import torch
 
     from model.train.build import build_model
@@ -90,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.config import write_resolved
 
     try:
-        cfg = load_train_config(args.config, overrides(args), set_values(args.set))
+        # What the command line set; the config file's train: section fills in the rest.
+        cfg = load_train_config(args.config, args.model_dump(exclude={"config", "resume"}, exclude_unset=True))
         if cfg.corpus is None:
             raise CorpusError("no corpus: set train.corpus in the config or pass --corpus")
         env = init_distributed(cfg.device)  # before loading anything big: a CUDA request fails here
@@ -122,9 +80,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m model.commands.train", description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """``python -m model.commands.train`` (under torchrun): the same flags as ``emoreason train``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m model.commands.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    source = add_config_arguments(parser, Args)
+    try:
+        args = parse_config(Args, source, parser.parse_args(argv))
+    except ConfigError as err:
+        print(f"emoreason train: {err}", file=sys.stderr)
+        return 2
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from model.schedule import ScheduleConfig
-from pipeline.config import _set_dotted
+from pipeline.config import apply_overrides
 from pipeline.records import Task
 
 
@@ -118,20 +118,13 @@ class TrainConfig(BaseModel):
         return per_rank
 
 
-def load_train_config(
-    path: str | Path | None, overrides: dict[str, Any] | None = None, explicit: dict[str, Any] | None = None
-) -> TrainConfig:
-    """The ``train:`` section of ``path`` (other sections are ignored), then dotted ``overrides``
-    (None = not given, skipped), then dotted ``explicit`` values (None sets None, e.g. no eval split)."""
+def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """The ``train:`` section of ``path`` (other sections are ignored), then ``overrides``: dotted
+    keys or a nested tree (what the command line set), where None sets None (e.g. no eval split)."""
     tree: dict[str, Any] = {}
     if path is not None:
         loaded = yaml.safe_load(Path(path).read_text()) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"{path}: expected a mapping at the top level")
         tree = dict(loaded.get("train") or {})
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            _set_dotted(tree, key, value)
-    for key, value in (explicit or {}).items():
-        _set_dotted(tree, key, value)
-    return TrainConfig.model_validate(tree)
+    return TrainConfig.model_validate(apply_overrides(tree, overrides or {}))

@@ -1,9 +1,12 @@
 """``emoreason generate DATASET``: stage one, a teacher LLM writes rationales for a dataset.
 
     emoreason generate demo --out runs/demo                        # embedded model, CPU
-    emoreason generate meld --root ../shared/data/meld -o splits=dev --limit 300 --style elaborate
-    emoreason generate ravdess --root DATA --profiles runs/ravdess/profiles --backend openai \\
-        --model Qwen/Qwen2.5-7B-Instruct --base-url http://gpu1:8000/v1 --base-url http://gpu2:8000/v1
+    emoreason generate meld --root ../shared/data/meld -o splits=dev --limit 300 --styles elaborate
+    emoreason generate ravdess --root DATA --profiles runs/ravdess/profiles --llm.backend openai \\
+        --llm.model Qwen/Qwen2.5-7B-Instruct --llm.base-urls http://gpu1:8000/v1 --llm.base-urls http://gpu2:8000/v1
+
+Every GenerateConfig field is a flag of the same name (nested ones dotted: ``--sampling.n 3``); a
+``--config`` YAML file sets any of them, and flags override it.
 
 Writes ``generations.parquet``, ``generate_rejects.parquet``, the request cache and the resolved
 config (``generate.config.yaml``) under ``--out``. A rerun resumes from the cache and re-asks the
@@ -14,72 +17,48 @@ a one-line message when the dataset, profiles or configuration cannot be used at
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
-from pipeline.commands import adapter_option
-from pipeline.config import load_config, write_resolved
+from pydantic import Field
+from pydantic_settings import CliPositionalArg
+
+from pipeline.config import AdapterOptions, adapter_options, load_config, write_resolved
 from pipeline.datasets import DATASETS, load_dataset
-from pipeline.generate import STYLE_TEMPLATES, GenerateConfig, generate
+from pipeline.generate import generate
+from pipeline.generate_config import GenerateConfig
 from pipeline.labels import PROTOCOLS
 
 RESOLVED_CONFIG = "generate.config.yaml"
 PROFILES_DIR = "profiles"  # where `emoreason profile` / `emoreason data` put them under the run folder
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset", choices=list(DATASETS), help="which adapter to use")
-    parser.add_argument("--root", help="where the dataset lives (the demo corpus is bundled)")
-    parser.add_argument("--protocol", choices=list(PROTOCOLS), help="label protocol (default: the dataset's usual one)")
-    parser.add_argument(
-        "-o", "--option", action="append", type=adapter_option, default=[], metavar="KEY=VALUE", help="adapter option"
+class Args(GenerateConfig):
+    """Stage one's config, and where its utterances, profiles and outputs are."""
+
+    dataset: CliPositionalArg[str] = Field(description=f"which adapter to use: {', '.join(DATASETS)}")
+    root: str | None = Field(None, description="where the dataset lives (the demo corpus is bundled)")
+    protocol: str | None = Field(None, description=f"label protocol: {', '.join(PROTOCOLS)}")
+    options: AdapterOptions = adapter_options()
+    out: str | None = Field(None, description="run folder (default: runs/DATASET)")
+    config: str | None = Field(None, description="YAML file with GenerateConfig fields; flags override it")
+    profiles: str | None = Field(
+        None,
+        description=f"acoustic profiles (folder or parquet); default: OUT/{PROFILES_DIR} or runs/profiles/DATASET, "
+        "if present",
     )
-    parser.add_argument("--out", help="run folder (default: runs/DATASET)")
-    parser.add_argument("--config", help="YAML file with GenerateConfig fields; flags override it")
-    parser.add_argument("--backend", choices=["transformers", "openai", "vllm"], help="LLM backend")
-    parser.add_argument("--model", help="hub id, local path or served model name ('embedded': SmolLM2-135M)")
-    parser.add_argument("--base-url", action="append", help="OpenAI-compatible endpoint .../v1 (repeatable)")
-    parser.add_argument("--concurrency", type=int, help="most requests in flight (openai backend)")
-    parser.add_argument("--timeout", type=float, help="seconds per attempt of one request (openai backend)")
-    parser.add_argument("--seed", type=int, help="sampling seed sent with every request (default: none)")
-    parser.add_argument(
-        "--style",
-        action="append",
-        choices=sorted(STYLE_TEMPLATES),
-        help="target style (repeatable; default: acoustic with profiles, else elaborate)",
-    )
-    parser.add_argument("--n", type=int, help="candidates per utterance and style")
-    parser.add_argument("--temperature", type=float)
-    parser.add_argument("--limit", type=int, help="only the first N utterances")
-    parser.add_argument(
-        "--profiles",
-        help=f"acoustic profiles (folder or parquet); default: OUT/{PROFILES_DIR} or runs/profiles/DATASET, if present",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--allow-partial", action="store_true", help="exit 0 even when some teacher requests failed")
+    allow_partial: bool = Field(False, description="exit 0 even when some teacher requests failed")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = Path(args.out or f"runs/{args.dataset}")
-    overrides = {
-        "llm.backend": args.backend,
-        "llm.model": args.model,
-        "llm.base_urls": args.base_url,
-        "llm.concurrency": args.concurrency,
-        "llm.timeout_s": args.timeout,
-        "sampling.seed": args.seed,
-        "styles": args.style,
-        "sampling.n": args.n,
-        "sampling.temperature": args.temperature,
-        "limit": args.limit,
-        "progress": False if args.no_progress else None,
-    }
+    # What the command line set of stage one's config; the YAML file fills in the rest.
+    overrides = args.model_dump(include=set(GenerateConfig.model_fields), exclude_unset=True)
     try:
         cfg = load_config(GenerateConfig, args.config, overrides)
-        result = load_dataset(args.dataset, args.root, args.protocol, **dict(args.option))
+        result = load_dataset(args.dataset, args.root, args.protocol, **args.options)
         profiles = _profiles(args.profiles, [out / PROFILES_DIR, Path("runs/profiles") / args.dataset])
     except (OSError, ValueError) as err:
         print(f"emoreason generate: {err}", file=sys.stderr)

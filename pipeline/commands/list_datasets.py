@@ -7,37 +7,35 @@ a one-line message when it cannot be loaded at all (missing folder, bad option).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections import Counter, defaultdict
 
-from pipeline.commands import adapter_option
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import CliPositionalArg
+
+from pipeline.config import AdapterOptions, adapter_options
 from pipeline.datasets import DATASETS, AdapterResult, load_dataset
 from pipeline.labels import PROTOCOLS
 
 DEFAULT_REJECT_EXAMPLES = 3
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset", choices=list(DATASETS), help="which adapter to use")
-    parser.add_argument("--root", help="where the dataset lives (the demo corpus is bundled)")
-    parser.add_argument("--protocol", choices=list(PROTOCOLS), help="label protocol (default: the dataset's usual one)")
-    parser.add_argument("--split", action="append", help="only this split (repeatable)")
-    parser.add_argument(
-        "-o",
-        "--option",
-        action="append",
-        type=adapter_option,
-        default=[],
-        metavar="KEY=VALUE",
-        help="adapter option, e.g. -o audio_dir=/data/meld/audio -o test_actors=[21,22,23,24]",
+class Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: CliPositionalArg[str] = Field(description=f"which adapter to use: {', '.join(DATASETS)}")
+    root: str | None = Field(None, description="where the dataset lives (the demo corpus is bundled)")
+    protocol: str | None = Field(
+        None, description=f"label protocol (default: the dataset's usual one): {', '.join(PROTOCOLS)}"
     )
-    parser.add_argument(
-        "--show-rejects",
-        type=int,
-        default=DEFAULT_REJECT_EXAMPLES,
-        metavar="N",
-        help=f"examples shown per reject reason (default {DEFAULT_REJECT_EXAMPLES})",
+    split: list[str] = Field(default_factory=list, description="only this split (repeatable)")
+    options: AdapterOptions = adapter_options(
+        "adapter option, e.g. -o audio_dir=/data/meld/audio -o test_actors=[21,22,23,24]"
+    )
+    show_rejects: int = Field(
+        DEFAULT_REJECT_EXAMPLES,
+        ge=0,
+        description="examples shown per reject reason",
     )
 
 
@@ -94,8 +92,8 @@ def format_summary(name: str, protocol: str, result: AdapterResult, examples: in
     return "\n".join(out)
 
 
-def run(args: argparse.Namespace) -> int:
-    options = dict(args.option)
+def run(args: Args) -> int:
+    options = dict(args.options)
     if args.split:
         options["splits"] = args.split
     try:

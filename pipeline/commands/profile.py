@@ -7,17 +7,20 @@ Exits 0 when the dataset was profiled (rejects are data, not failures), 2 when i
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import CliPositionalArg
+
 from pipeline.acoustic.compute import SUMMARY_FILE, compute_profiles
-from pipeline.commands import adapter_option, reject_lines
+from pipeline.config import AdapterOptions, adapter_options
 from pipeline.datasets import DATASETS, load_dataset
 from pipeline.labels import PROTOCOLS
+from pipeline.rejects import reject_lines
 
 # The same place `emoreason data` and `emoreason generate` look for them: runs/DATASET/profiles.
 DEFAULT_RUNS = Path("runs")
@@ -27,27 +30,26 @@ PROFILES_DIR = "profiles"
 PROFILE_PROTOCOL = "all"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset", choices=list(DATASETS), help="which adapter to use")
-    parser.add_argument("--root", help="where the dataset lives (the demo corpus is bundled)")
-    parser.add_argument(
-        "--protocol",
-        choices=list(PROTOCOLS),
-        default=PROFILE_PROTOCOL,
-        help=f"label protocol of the utterances to profile (default {PROFILE_PROTOCOL!r}: every labelled utterance)",
+class Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: CliPositionalArg[str] = Field(description=f"which adapter to use: {', '.join(DATASETS)}")
+    root: str | None = Field(None, description="where the dataset lives (the demo corpus is bundled)")
+    protocol: str = Field(
+        PROFILE_PROTOCOL,
+        description=f"label protocol of the utterances to profile (default {PROFILE_PROTOCOL!r}: every labelled "
+        f"utterance): {', '.join(PROTOCOLS)}",
     )
-    parser.add_argument(
-        "-o", "--option", action="append", type=adapter_option, default=[], metavar="KEY=VALUE", help="adapter option"
-    )
-    parser.add_argument("--out", type=Path, help=f"output folder (default {DEFAULT_RUNS}/DATASET/{PROFILES_DIR})")
-    parser.add_argument(
-        "--workers", type=int, default=os.cpu_count() or 1, help="processes measuring audio (default: all cores)"
+    options: AdapterOptions = adapter_options()
+    out: Path | None = Field(None, description=f"output folder (default {DEFAULT_RUNS}/DATASET/{PROFILES_DIR})")
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1, ge=1, description="processes measuring audio (default: all cores)"
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Args) -> int:
     try:
-        loaded = load_dataset(args.dataset, args.root, protocol=args.protocol, **dict(args.option))
+        loaded = load_dataset(args.dataset, args.root, protocol=args.protocol, **args.options)
     except (ValueError, FileNotFoundError, NotADirectoryError) as err:
         print(f"emoreason profile: {err}", file=sys.stderr)
         return 2
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     for line in reject_lines(loaded.rejects, "`emoreason list`"):
         print(line)
     start = time.perf_counter()
-    result = compute_profiles(utterances, out, workers=max(args.workers, 1), progress=sys.stderr.isatty())
+    result = compute_profiles(utterances, out, workers=args.workers, progress=sys.stderr.isatty())
     seconds = time.perf_counter() - start
     summary = result.summary()
     print(

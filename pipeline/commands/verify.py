@@ -4,21 +4,26 @@
     emoreason verify runs/meld/generations.parquet --dataset meld --root ../shared/data/meld \\
         --out runs/meld/verified.parquet
     emoreason verify runs/ravdess/generations.parquet --dataset ravdess --root DATA \\
-        --profiles runs/ravdess/profiles --blind runs/ravdess/blind.parquet
+        --profiles runs/ravdess/profiles --blind-answers runs/ravdess/blind.parquet
 
 Writes ``verified.parquet`` (every record, ``accepted``, ``reasons``, ``checks``, ``score``,
 ``selected``; sorted by accepted, dataset, emotion), ``verified.parquet.json`` (counts per
 check and the resolved config) and ``verify.config.yaml``. Exits 0 when the run completes
 (rejected rationales are rows with reasons, not failures) and 2 with a one-line message when
 the inputs cannot be used at all.
+
+Every VerifyConfig field is a flag of the same name (``--judge``, ``--settings.max-words 80``); a
+``--config`` YAML file sets any of them, and flags override it.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import CliPositionalArg
 
 from pipeline.checks.registry import CHECK_NAMES
 from pipeline.config import load_config, write_resolved
@@ -33,36 +38,40 @@ PROFILES_DIR = "profiles"  # where `emoreason profile` / `emoreason data` put th
 log = logging.getLogger("emoreason.verify")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("generations", help="stage-one parquet (generations.parquet)")
-    parser.add_argument("--dataset", required=True, choices=list(DATASETS), help="the dataset it was generated from")
-    parser.add_argument("--root", help="where the dataset lives (the demo corpus is bundled)")
-    parser.add_argument("--protocol", choices=list(PROTOCOLS), help="label protocol (default: the dataset's usual one)")
-    parser.add_argument(
-        "--profiles",
-        help=f"acoustic profiles (folder or parquet); default: {PROFILES_DIR}/ beside the generations, if present",
+class Args(VerifyConfig):
+    """Stage two's config, and where the generations, the dataset and the outputs are."""
+
+    generations: CliPositionalArg[str] = Field(description="stage-one parquet (generations.parquet)")
+    dataset: str = Field(description=f"the dataset it was generated from: {', '.join(DATASETS)}")
+    root: str | None = Field(None, description="where the dataset lives (the demo corpus is bundled)")
+    protocol: str | None = Field(None, description=f"label protocol: {', '.join(PROTOCOLS)}")
+    profiles: str | None = Field(
+        None, description=f"acoustic profiles (folder or parquet); default: {PROFILES_DIR}/ beside the generations"
     )
-    parser.add_argument("--out", help="output parquet (default: verified.parquet beside the generations)")
-    parser.add_argument("--config", help="YAML file with VerifyConfig fields; flags override it")
-    parser.add_argument(
-        "--blind",
-        metavar="PARQUET",
-        help="label-blind stage-one rows (blind.parquet); turns on blind_consistency",
+    out: str | None = Field(None, description="output parquet (default: verified.parquet beside the generations)")
+    config: str | None = Field(None, description="YAML file with VerifyConfig fields; flags override it")
+    blind_answers: str | None = Field(
+        None, description="label-blind stage-one rows (blind.parquet); turns on blind_consistency"
     )
-    parser.add_argument(
-        "--relevance",
-        help=f"relevance table (relevance.json); default: {RELEVANCE_FILE} beside the generations, "
+    relevance_table: str | None = Field(
+        None,
+        description=f"relevance table (relevance.json); default: {RELEVANCE_FILE} beside the generations, "
         "else fitted from the dataset's training split and the profiles",
     )
-    parser.add_argument(
-        "--judge", action="store_true", help="run the LLM judge's Relevance check (judge_with in --config sets the LLM)"
-    )
-    parser.add_argument(
-        "--skip", action="append", choices=CHECK_NAMES, default=[], help="do not run this check (repeatable)"
+    skip: list[str] = Field(
+        default_factory=list, description=f"do not run this check (repeatable): {', '.join(CHECK_NAMES)}"
     )
 
+    @field_validator("skip")
+    @classmethod
+    def _known_skips(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in CHECK_NAMES]
+        if unknown:
+            raise ValueError(f"no check named {', '.join(unknown)}; the checks: {', '.join(CHECK_NAMES)}")
+        return value
 
-def run(args: argparse.Namespace) -> int:
+
+def run(args: Args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     generations = Path(args.generations)
     if not generations.is_file():
@@ -70,7 +79,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out) if args.out else generations.with_name("verified.parquet")
     try:
-        overrides = {"blind": True if args.blind else None, "judge": True if args.judge else None}
+        # What the command line set of stage two's config; the YAML file fills in the rest.
+        overrides = args.model_dump(include=set(VerifyConfig.model_fields), exclude_unset=True)
+        if args.blind_answers:
+            overrides["blind"] = True
         cfg = load_config(VerifyConfig, args.config, overrides)
         if args.skip:
             cfg = cfg.model_copy(update={"checks": [c for c in cfg.checks if c not in args.skip]})
@@ -78,9 +90,9 @@ def run(args: argparse.Namespace) -> int:
         dataset = load_dataset(args.dataset, args.root, args.protocol)
         utterances = {u.id: u for u in dataset.utterances}
         profiles = _profiles(args, generations)
-        blind = blind_answers(args.blind, cfg.blind_style) if args.blind else None
-        table_path = Path(args.relevance) if args.relevance else generations.parent / RELEVANCE_FILE
-        relevance = load_relevance(table_path) if args.relevance or table_path.is_file() else None
+        blind = blind_answers(args.blind_answers, cfg.blind_style) if args.blind_answers else None
+        table_path = Path(args.relevance_table) if args.relevance_table else generations.parent / RELEVANCE_FILE
+        relevance = load_relevance(table_path) if args.relevance_table or table_path.is_file() else None
     except (OSError, ValueError) as error:
         print(f"emoreason verify: {error}", file=sys.stderr)
         return 2
@@ -108,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _profiles(args: argparse.Namespace, generations: Path):
+def _profiles(args: Args, generations: Path):
     from pipeline.acoustic.profile import load_profiles
 
     if args.profiles:
