@@ -110,7 +110,7 @@ def test_every_text_from_the_data_is_escaped():
     """Markup in any field a rationale, a transcript or the command line brings shows as text."""
     parsed = verified(f"meld/train/{SCRIPT}", f"{SCRIPT} you said", "angry",
                       [("lexical", SCRIPT, SCRIPT), ("acoustic", SCRIPT, SCRIPT)], reasoning=SCRIPT,
-                      concluded=SCRIPT, failed={"quote_grounding": SCRIPT}, speaker=SCRIPT)  # fmt: skip
+                      concluded=SCRIPT, failed={"quote_grounding": ("not_in_transcript", SCRIPT)}, speaker=SCRIPT)  # fmt: skip
     unparsed = verified("meld/train/x", SCRIPT, "angry", parsed=False).model_copy(update={"error": SCRIPT})
     records = [*corpus_records(), parsed, unparsed]
     html = render_report(summarise(records), records, SCRIPT, cues={parsed.utterance_id: [SCRIPT]}, per_label=10)
