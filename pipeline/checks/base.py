@@ -18,7 +18,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cached_property
+from functools import cache, cached_property, lru_cache
 from typing import NamedTuple, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -125,6 +125,9 @@ class Problem(NamedTuple):
     text: str
 
 
+# Results are frozen, so equal ones are shared: most checks pass or do not apply in the same words,
+# and validating a fresh result each time was a tenth of stage two's CPU (docs/benchmarks.md).
+@cache
 def passed(name: CheckName) -> CheckResult:
     return CheckResult(name=name, passed=True)
 
@@ -133,6 +136,7 @@ def failed(name: CheckName, code: StrEnum, detail: str) -> CheckResult:
     return CheckResult(name=name, passed=False, reason=Reason(check=name, code=code, detail=detail))
 
 
+@lru_cache(maxsize=4096)
 def not_applicable(name: CheckName, code: StrEnum, detail: str) -> CheckResult:
     """A pass that did not apply: the check had nothing to judge."""
     return CheckResult(name=name, passed=True, applicable=False, reason=Reason(check=name, code=code, detail=detail))
