@@ -32,6 +32,7 @@ from model.encoders.base import FrameEncoder
 from model.encoders.paralinguistic import LayerSelector
 from model.encoders.registry import get_kind
 from model.encoders.speech import WhisperFrames, whisper_spec_from_path
+from model.features import level_waveforms
 from model.fusion import fuse
 from model.speaker_norm import UNKNOWN_SPEAKER, SpeakerMoments, SpeakerNorm
 
@@ -210,6 +211,7 @@ class AudioLLM(nn.Module):
         """The hidden states each stream reads (the speech stream its last layer, the emotion stream
         its last or all of them), each (B, T, D), with the valid frames per clip (B,)."""
         cfg = self.config
+        waveforms = level_waveforms(waveforms, lengths, cfg.level)
         speech = self._run(self.speech_encoder, waveforms, lengths, cfg.speech.window)
         last_only = self._emotion_last_only
         emotion = self._run(self.emotion_encoder, waveforms, lengths, cfg.emotion.window, all_layers=not last_only)

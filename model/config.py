@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pipeline.audio import Level
+
 Window = Literal["fixed", "variable"]
 Grouping = Literal["stack", "mean"]
 FreezeMode = Literal["frozen", "full", "lora"]
@@ -132,3 +134,8 @@ class AudioLLMConfig(_Config):
     freeze: FreezeConfig = Field(default_factory=FreezeConfig)
     audio_marker: str = Field("<audio>", description="where the audio goes in an instruction; prepended if absent")
     sample_rate: int = 16_000
+    level: Level = Field(
+        Level.none,
+        description="scale each clip before the encoders: peak to -1 dBFS or RMS to -23 dBFS (corpora differ in "
+        "recording gain; pipeline.audio.Level), the same in training, evaluation and prediction",
+    )

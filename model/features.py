@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from transformers import WhisperFeatureExtractor
 
+from pipeline.audio import PEAK_TARGET_DBFS, RMS_TARGET_DBFS, Level
+
 SAMPLE_RATE = 16_000
 N_FFT = 400  # 25 ms window at 16 kHz (Whisper)
 HOP = 160  # 10 ms hop: 100 mel frames per second
@@ -117,3 +119,19 @@ def log_mel(
         past = torch.arange(num_frames, device=device)[None, None, :] >= frames[:, None, None]
         out = torch.where(past, silence, out)
     return LogMel(features=out, lengths=torch.clamp(frames, max=num_frames))
+
+
+def level_waveforms(waveforms: torch.Tensor, lengths: torch.Tensor, level: Level) -> torch.Tensor:
+    """Each clip of a zero-padded batch (B, S) scaled to ``level``'s target over its real samples
+    (as ``pipeline.audio.normalise_level`` does for one clip); digital silence is left as it is."""
+    level = Level(level)
+    if level is Level.none:
+        return waveforms
+    valid = (torch.arange(waveforms.shape[1], device=waveforms.device)[None, :] < lengths[:, None]).to(waveforms.dtype)
+    x = waveforms.double() * valid
+    if level is Level.peak:
+        reference, target = x.abs().amax(dim=1), PEAK_TARGET_DBFS
+    else:
+        reference, target = (x.square().sum(dim=1) / lengths.clamp(min=1)).sqrt(), RMS_TARGET_DBFS
+    scale = torch.where(reference > 0, 10 ** (target / 20) / reference.clamp(min=1e-30), torch.ones_like(reference))
+    return (x * scale[:, None]).to(waveforms.dtype)

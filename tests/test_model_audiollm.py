@@ -273,3 +273,28 @@ def test_speaker_norm_zscores_each_speaker_on_their_own_frames_and_saves_only_th
     loaded.fit_speaker_norm([collate(quiet)], pooled=False)
     one = collate(quiet[:2])
     assert torch.allclose(model(one, all_logits=True).logits, loaded(one, all_logits=True).logits, atol=1e-5)
+
+
+@pytest.mark.parametrize("level", ["peak", "rms"])
+def test_level_makes_the_encoders_blind_to_recording_gain(root, level):
+    import numpy as np
+
+    from model.features import level_waveforms
+    from pipeline.audio import normalise_level
+
+    model, collate = build(root, level=level)
+    quiet, loud = tone(0.8, seed=3) * 0.05, tone(1.3, seed=4)
+    batch = collate([AudioPrompt("x", quiet), AudioPrompt("x", loud)])
+    scaled = level_waveforms(batch.waveforms, batch.waveform_lengths, model.config.level)
+    for row, wave in enumerate((quiet, loud)):  # each clip as normalise_level scales it alone; padding stays 0
+        n = wave.size
+        assert np.allclose(scaled[row, :n].numpy(), normalise_level(wave, level), rtol=1e-5, atol=1e-7)
+        assert not scaled[row, n:].any()
+    ten_times = collate([AudioPrompt("x", quiet * 10), AudioPrompt("x", loud * 10)])
+    for (a, _), (b, _) in zip(model.encoder_frames(batch.waveforms, batch.waveform_lengths),
+                              model.encoder_frames(ten_times.waveforms, ten_times.waveform_lengths), strict=True):  # fmt: skip
+        assert torch.allclose(a, b, atol=1e-4)
+    unlevelled, _ = build(root)
+    a = unlevelled.encoder_frames(batch.waveforms, batch.waveform_lengths)[0][0]
+    b = unlevelled.encoder_frames(ten_times.waveforms, ten_times.waveform_lengths)[0][0]
+    assert not torch.allclose(a, b, atol=1e-4)  # without it, gain changes what the encoders see
