@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from pipeline.generate_config import GenerateConfig
 from pipeline.llm.base import Sampling
 from pipeline.llm.config import LLMConfig
 from pipeline.llm.embedded import EMBEDDED
-from pipeline.parquet import read_records, write_records
+from pipeline.parquet import read_records, write_records, write_text_atomic
 from pipeline.prompts import PROMPTS_DIR
 from pipeline.records import Reject, Utterance
 from pipeline.rejects import reject_lines
@@ -182,10 +181,7 @@ def _read_stamp(path: Path) -> dict[str, str]:
 
 
 def _write_stamp(path: Path, stamp: dict[str, str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(stamp))
-    os.replace(tmp, path)  # atomic: a kill leaves the old marker or the new one, never half of one
+    write_text_atomic(json.dumps(stamp), path)  # a kill leaves the old marker or the new one, never half of one
 
 
 def run_step(step: Step, stamps: Path) -> StepResult | None:

@@ -91,6 +91,19 @@ def to_table(records: Iterable[BaseModel], model: type[BaseModel]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
+def write_text_atomic(text: str, path: str | Path) -> Path:
+    """``text`` (UTF-8) to ``path`` as tables are written: a kill leaves the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 def write_table_atomic(table: pa.Table, path: str | Path, **kwargs) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -51,6 +51,7 @@ from scipy.stats import t as student_t
 
 from pipeline.labels import Emotion
 from pipeline.normalise import normalise
+from pipeline.parquet import write_text_atomic
 from pipeline.records import Measure, Record, Utterance
 
 RELEVANCE_VERSION = "relevance-v1"
@@ -233,12 +234,7 @@ def _cell(emotion: Emotion, measure: Measure, zs: list[float], settings: Relevan
 
 
 def save_relevance(table: RelevanceTable, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(table.model_dump(mode="json"), indent=1) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(json.dumps(table.model_dump(mode="json"), indent=1) + "\n", path)
 
 
 def load_relevance(path: str | Path) -> RelevanceTable:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from model.eval.metrics import HEADLINE, Metrics, across_folds
 from model.eval.reasoning import JudgedQuality
 from pipeline.judge import JudgeScore
+from pipeline.parquet import write_text_atomic
 from pipeline.quality import QualityReport
 from pipeline.report_html import Cell, Plot, Table, plot, render
 
@@ -55,11 +56,7 @@ class RunSummary(BaseModel):
 
 def write_summary(summary: RunSummary, out_dir: str | Path) -> Path:
     path = Path(out_dir) / SUMMARY_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(summary.model_dump_json(indent=1))
-    tmp.replace(path)
-    return path
+    return write_text_atomic(summary.model_dump_json(indent=1), path)
 
 
 def load_summary(path: str | Path) -> RunSummary:
@@ -323,12 +320,7 @@ def _quality_rows(summaries: Sequence[RunSummary]):
 def write_report(
     summaries: Sequence[RunSummary], path: str | Path, title: str = "emoreason evaluation", folds: bool = False
 ) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(render_html(summaries, title, folds), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(render_html(summaries, title, folds), path)
 
 
 def main(argv: list[str] | None = None) -> int:
