@@ -295,26 +295,20 @@ class AudioLLM(nn.Module):
         read through the layer weights as they are now (uniform before training)."""
         if not self.needs_input_norm:
             raise ValueError("adapter.input_norm is off in this model's config")
-        sums: list[list[torch.Tensor | float]] = [[0.0, 0.0, 0], [0.0, 0.0, 0]]  # sum, sum of squares, frames
-        clips, was_training = 0, self.training
+        moments = (SpeakerMoments(), SpeakerMoments())  # every clip under one key: plain mean and spread
+        was_training = self.training
         self.eval()  # no dropout or SpecAugment masks in the statistics
         for batch in batches:
             streams = self.encoder_frames(batch.waveforms, batch.waveform_lengths, batch.speakers)
-            for acc, (frames, valid) in zip(sums, streams, strict=True):
-                keep = torch.arange(frames.shape[1], device=frames.device)[None, :] < valid[:, None]
-                x = frames[keep].double()  # (valid frames, D)
-                acc[0] = acc[0] + x.sum(0)
-                acc[1] = acc[1] + (x * x).sum(0)
-                acc[2] += x.shape[0]
-            clips += len(batch.waveform_lengths)
+            for acc, (frames, valid) in zip(moments, streams, strict=True):
+                acc.add([frames], valid, [UNKNOWN_SPEAKER] * len(valid))
         self.train(was_training)
-        if clips == 0:
+        if moments[0].clips == 0:
             raise ValueError("fit_input_norm: no clips")
-        for adapter, (total, squares, n) in zip((self.speech_adapter, self.emotion_adapter), sums, strict=True):
-            mean = total / n
-            std = (squares / n - mean * mean).clamp(min=0).sqrt()
-            adapter.set_input_norm(mean.float(), std.float())
-        return clips
+        for adapter, acc in zip((self.speech_adapter, self.emotion_adapter), moments, strict=True):
+            mean, std = acc.pooled()
+            adapter.set_input_norm(mean[0], std[0])
+        return moments[0].clips
 
     def embed(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Token embeddings with the audio scattered into the placeholder positions."""

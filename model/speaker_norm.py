@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -65,51 +66,66 @@ def speaker_key(dataset: str, speaker: str) -> str:
     return f"{dataset}/{speaker}" if speaker else UNKNOWN_SPEAKER
 
 
+@dataclass
+class _Sums:
+    clips: int = 0
+    frames: int = 0
+    total: torch.Tensor | float = 0.0  # (L, D) once a clip is added
+    squares: torch.Tensor | float = 0.0
+
+    def moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = self.total / self.frames
+        std = (self.squares / self.frames - mean * mean).clamp(min=0).sqrt().clamp(min=MIN_STATE_STD)
+        return mean.float(), std.float()
+
+
 class SpeakerMoments:
     """Running per-speaker sums of encoder states: frames, sum and sum of squares per layer.
 
     ``add`` takes one batch's states, a list of L tensors (B, T, D), the valid frames per clip
-    and the clip's speaker key; ``stats`` turns them into means and spreads."""
+    and the clip's speaker key; ``stats`` turns them into means and spreads. With every clip given
+    one key, ``pooled`` is the plain mean and spread over all frames (the adapters' input_norm)."""
 
     def __init__(self) -> None:
-        self._sums: dict[str, list] = {}  # speaker -> [clips, frames, sum (L, D), sum of squares (L, D)]
+        self._sums: dict[str, _Sums] = {}
 
     def add(self, states: list[torch.Tensor], valid: torch.Tensor, speakers: list[str]) -> None:
         stacked = torch.stack(states, dim=1).double()  # (B, L, T, D)
         keep = torch.arange(stacked.shape[2], device=stacked.device)[None, :] < valid[:, None]  # (B, T)
         for i, speaker in enumerate(speakers):
             x = stacked[i][:, keep[i]]  # (L, frames, D)
-            acc = self._sums.setdefault(speaker, [0, 0, 0.0, 0.0])
-            acc[0] += 1
-            acc[1] += x.shape[1]
-            acc[2] = acc[2] + x.sum(1).cpu()
-            acc[3] = acc[3] + (x * x).sum(1).cpu()
+            acc = self._sums.setdefault(speaker, _Sums())
+            acc.clips += 1
+            acc.frames += x.shape[1]
+            acc.total = acc.total + x.sum(1).cpu()
+            acc.squares = acc.squares + (x * x).sum(1).cpu()
 
     @property
     def clips(self) -> int:
-        return sum(acc[0] for acc in self._sums.values())
+        return sum(acc.clips for acc in self._sums.values())
 
-    @staticmethod
-    def _moments(frames: int, total: torch.Tensor, squares: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean = total / frames
-        std = (squares / frames - mean * mean).clamp(min=0).sqrt().clamp(min=MIN_STATE_STD)
-        return mean.float(), std.float()
+    def pooled(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, std), each (L, D), over every frame added."""
+        if not self._sums:
+            raise ValueError("no clips to measure speakers on")
+        everyone = _Sums(
+            frames=sum(acc.frames for acc in self._sums.values()),
+            total=sum(acc.total for acc in self._sums.values()),
+            squares=sum(acc.squares for acc in self._sums.values()),
+        )
+        return everyone.moments()
 
     def stats(
         self, min_clips: int = MIN_SPEAKER_UTTERANCES
     ) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], tuple[torch.Tensor, torch.Tensor]]:
         """(per speaker with at least ``min_clips`` clips: (mean, std) each (L, D); pooled (mean, std))."""
-        if not self._sums:
-            raise ValueError("no clips to measure speakers on")
+        pooled = self.pooled()
         table = {
-            speaker: self._moments(frames, total, squares)
-            for speaker, (clips, frames, total, squares) in self._sums.items()
-            if clips >= min_clips and speaker != UNKNOWN_SPEAKER
+            speaker: acc.moments()
+            for speaker, acc in self._sums.items()
+            if acc.clips >= min_clips and speaker != UNKNOWN_SPEAKER
         }
-        frames = sum(acc[1] for acc in self._sums.values())
-        total = sum(acc[2] for acc in self._sums.values())
-        squares = sum(acc[3] for acc in self._sums.values())
-        return table, self._moments(frames, total, squares)
+        return table, pooled
 
 
 class SpeakerNorm(nn.Module):
